@@ -22,8 +22,9 @@ or the "fingpt" parser (FinGPT's change_target substring rule, never invalid).
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list` of `str`): model answers (the text after "Answer: "; `None` reads as an
-        empty answer), or labels when `parser="none"` (then `None`/"invalid" marks an unparsed answer).
+    predictions (`list` of `str`): model answers (the text after "Answer: "), or labels when
+        `parser="none"` (then "invalid" marks an unparsed answer; use the string, not `None`,
+        which `evaluate` rejects as the first item of a batch).
     references (`list` of `str`): gold labels, each one of "negative", "neutral", "positive".
     parser (`str`, defaults to "strict"): "strict", "fingpt" or "none".
 Returns:
@@ -65,7 +66,7 @@ class FinSentiment(evaluate.Metric):
         if parser == "none":
             labels = list(predictions)
         elif parser in PARSER_MODES:
-            labels = [parse_answer("" if answer is None else answer, parser) for answer in predictions]
+            labels = [parse_answer(answer, parser) for answer in predictions]
         else:
             raise FinGPTError(f"unknown parser {parser!r}; choose one of {', '.join(PARSER_MODES)}, none")
         return compute_sentiment_metrics(labels, references)
