@@ -1,0 +1,284 @@
+"""FinGPT's sentiment training mixture, rebuilt from the benchmark train splits.
+
+FinGPT/fingpt-sentiment-train (76,772 rows) is FPB train x6 + FiQA train x21 + TFNS train x2 +
+NWGI train x1, concatenated in that order and shuffled with ``Dataset.shuffle(seed=42)``. The
+mirror has no NWGI train split, so offline the same recipe gives 60,588 rows and the report says
+what was left out.
+
+Weight semantics: the integer part of a weight repeats the whole split that many times; a
+fractional part adds a seeded random sample (without replacement) of ``frac * rows`` rows,
+rounded half up.
+So ``6`` is six copies, ``0.5`` is half the rows, ``2.25`` is two copies plus a quarter.
+
+One deliberate difference from FinGPT: its training set keeps NWGI's seven fine-grained labels
+(with a seven-way instruction); here every row's ``output`` is one of the three ``LABELS``, so
+NWGI rows use FinGPT's own 7->3 evaluation collapse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import datasets
+import numpy as np
+
+from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark
+from fingpt_hf.data.errors import MissingSplitError
+from fingpt_hf.errors import FinGPTError
+
+FINGPT_WEIGHTS: dict[str, float] = {"fpb": 6, "fiqa": 21, "tfns": 2, "nwgi": 1}
+ON_MISSING: tuple[str, ...] = ("error", "skip")
+
+
+@dataclass
+class MixtureSource:
+    """One part of the mixture: a FinGPT benchmark by name, or a user data set when ``path`` is set."""
+
+    name: str
+    weight: float = 1.0
+    split: str = "train"
+    path: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    label_map: dict | None = None
+    instruction: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise FinGPTError(f"dataset_mixture: a source needs a non-empty 'name', got {self.name!r}")
+        try:
+            self.weight = float(self.weight)
+        except (TypeError, ValueError):
+            raise FinGPTError(f"dataset_mixture: {self.name}: weight {self.weight!r} is not a number") from None
+        if not math.isfinite(self.weight) or self.weight < 0:
+            raise FinGPTError(f"dataset_mixture: {self.name}: weight must be a finite number >= 0, got {self.weight}")
+        if self.path is None and self.name not in BENCHMARK_NAMES:
+            raise FinGPTError(
+                f"dataset_mixture: unknown data set {self.name!r}; choose one of {', '.join(BENCHMARK_NAMES)} "
+                f"or give a 'path' to a CSV/JSONL/JSON file"
+            )
+        if self.path is None and self.split not in ("train", "test"):
+            raise FinGPTError(f"dataset_mixture: {self.name}: split must be 'train' or 'test', got {self.split!r}")
+
+
+@dataclass
+class MixtureConfig:
+    """Which sources, how much of each, and the shuffle seed (the recipe's ``dataset_mixture`` block)."""
+
+    sources: list[MixtureSource]
+    seed: int = 42
+    on_missing: Literal["error", "skip"] = "skip"
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise FinGPTError("dataset_mixture: 'datasets' is empty; list at least one source")
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FinGPTError(f"dataset_mixture: data set(s) listed twice: {', '.join(duplicates)}")
+        if self.on_missing not in ON_MISSING:
+            raise FinGPTError(f"dataset_mixture: on_missing must be 'error' or 'skip', got {self.on_missing!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise FinGPTError(f"dataset_mixture: seed must be an integer, got {self.seed!r}")
+        if self.max_samples is not None and (
+            isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1
+        ):
+            raise FinGPTError(f"dataset_mixture: max_samples must be a positive integer, got {self.max_samples!r}")
+
+    @classmethod
+    def fingpt_default(cls) -> MixtureConfig:
+        """FinGPT's recipe: fpb x6, fiqa x21, tfns x2, nwgi x1, seed 42."""
+        return cls([MixtureSource(name, weight) for name, weight in FINGPT_WEIGHTS.items()])
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, float], **kwargs: Any) -> MixtureConfig:
+        return cls([MixtureSource(name, weight) for name, weight in weights.items()], **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MixtureConfig:
+        """Parse ``{datasets: [{name, weight, ...}], seed, on_missing, max_samples}``.
+
+        Also accepts the whole ``{dataset_mixture: {...}}`` mapping. Unknown keys are errors, so a
+        typo never silently falls back to a default.
+        """
+        if not isinstance(data, Mapping):
+            raise FinGPTError(f"dataset_mixture must be a mapping, got {type(data).__name__}")
+        if set(data) == {"dataset_mixture"}:
+            data = data["dataset_mixture"]
+            if not isinstance(data, Mapping):
+                raise FinGPTError(f"dataset_mixture must be a mapping, got {type(data).__name__}")
+        allowed = {f.name for f in dataclasses.fields(cls)} - {"sources"} | {"datasets"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise FinGPTError(
+                f"dataset_mixture: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}"
+            )
+        entries = data.get("datasets")
+        if not isinstance(entries, list):
+            raise FinGPTError("dataset_mixture: 'datasets' must be a list of {name: ..., weight: ...} entries")
+        source_keys = {f.name for f in dataclasses.fields(MixtureSource)}
+        sources = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, Mapping):
+                raise FinGPTError(f"dataset_mixture.datasets[{index}] must be a mapping, got {entry!r}")
+            bad = sorted(set(entry) - source_keys)
+            if bad:
+                raise FinGPTError(
+                    f"dataset_mixture.datasets[{index}]: unknown key(s) {', '.join(bad)}; "
+                    f"expected {', '.join(sorted(source_keys))}"
+                )
+            if "name" not in entry:
+                raise FinGPTError(f"dataset_mixture.datasets[{index}]: missing 'name'")
+            sources.append(MixtureSource(**entry))
+        kwargs = {k: data[k] for k in ("seed", "on_missing", "max_samples") if k in data}
+        return cls(sources, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"datasets": [dataclasses.asdict(s) for s in self.sources], "seed": self.seed,
+                "on_missing": self.on_missing, "max_samples": self.max_samples}
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``"fpb=6,fiqa=21"`` -> ``{"fpb": 6.0, "fiqa": 21.0}`` (the ``--weights`` flag)."""
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise FinGPTError(f"--weights: {item.strip()!r} is not NAME=WEIGHT (e.g. fpb=6,fiqa=21)")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise FinGPTError(f"--weights: weight for {name!r} is {value.strip()!r}, not a number") from None
+    return weights
+
+
+def weighted_count(rows: int, weight: float) -> int:
+    """How many rows ``weight`` makes from ``rows``: whole copies plus the rounded fraction."""
+    whole = int(math.floor(weight))
+    return whole * rows + int((weight - whole) * rows + 0.5)
+
+
+def _source_seed(seed: int, name: str) -> np.random.Generator:
+    # A separate, stable stream per source, so adding a source never changes another's sample.
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def apply_weight(dataset: datasets.Dataset, weight: float, seed: int, name: str) -> datasets.Dataset:
+    """Repeat ``dataset`` ``floor(weight)`` times and add a seeded sample for the fraction."""
+    whole = int(math.floor(weight))
+    parts = [dataset] * whole
+    extra = weighted_count(len(dataset), weight) - whole * len(dataset)
+    if extra:
+        indices = np.sort(_source_seed(seed, name).choice(len(dataset), size=extra, replace=False))
+        parts.append(dataset.select(indices.tolist()))
+    if not parts:
+        return dataset.select([])
+    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def content_hash(dataset: datasets.Dataset) -> str:
+    """sha256 over the rows in order (one JSON list per row), so a run can record its exact data."""
+    digest = hashlib.sha256()
+    for batch in dataset.select_columns(list(COLUMNS)).iter(batch_size=4096):
+        for row in zip(*(batch[c] for c in COLUMNS)):
+            digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass
+class SourceReport:
+    name: str
+    split: str
+    weight: float
+    rows_in: int
+    rows_out: int
+    path: str | None = None
+
+
+@dataclass
+class SkippedSource:
+    name: str
+    split: str
+    weight: float
+    reason: str
+
+
+@dataclass
+class MixtureReport:
+    """What went into a built mixture, for logs, ``mixture_report.json`` and training metadata."""
+
+    seed: int
+    sources: list[SourceReport] = field(default_factory=list)
+    skipped: list[SkippedSource] = field(default_factory=list)
+    rows_before_max_samples: int = 0
+    max_samples: int | None = None
+    total_rows: int = 0
+    content_hash: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{s.name} {s.split} x{s.weight:g}: {s.rows_in} rows -> {s.rows_out}" for s in self.sources]
+        lines += [f"left out {s.name} {s.split} (x{s.weight:g}): {s.reason}" for s in self.skipped]
+        if self.max_samples is not None and self.max_samples < self.rows_before_max_samples:
+            lines.append(f"max_samples {self.max_samples}: kept the first {self.total_rows} of "
+                         f"{self.rows_before_max_samples} shuffled rows")
+        lines.append(f"total: {self.total_rows} rows (seed {self.seed}, {self.content_hash})")
+        return lines
+
+
+def load_source(source: MixtureSource, data_dir: str | os.PathLike | None = None) -> datasets.Dataset:
+    """The rows of one source, before weighting."""
+    if source.path is not None:
+        from fingpt_hf.data.custom import load_custom_dataset
+
+        return load_custom_dataset(source.path, source.text_column, source.label_column, source.label_map,
+                                   instruction=source.instruction, name=source.name)
+    rows = load_benchmark(source.name, source.split, data_dir)
+    if source.instruction is not None:
+        rows = rows.map(lambda _: {"instruction": source.instruction})
+    return rows
+
+
+def build_mixture(
+    config: MixtureConfig, data_dir: str | os.PathLike | None = None
+) -> tuple[datasets.Dataset, MixtureReport]:
+    """Load, weight, concatenate in config order and shuffle with the seed, like FinGPT did."""
+    report = MixtureReport(seed=config.seed, max_samples=config.max_samples)
+    parts = []
+    for source in config.sources:
+        try:
+            rows = load_source(source, data_dir)
+        except MissingSplitError as err:
+            if config.on_missing == "error":
+                raise
+            report.skipped.append(SkippedSource(source.name, source.split, source.weight, str(err)))
+            continue
+        weighted = apply_weight(rows.select_columns(list(COLUMNS)), source.weight, config.seed, source.name)
+        report.sources.append(
+            SourceReport(source.name, source.split if source.path is None else "file", source.weight,
+                         len(rows), len(weighted), source.path)
+        )
+        if len(weighted):
+            parts.append(weighted)
+    if not parts:
+        raise FinGPTError("dataset_mixture: no rows left to train on (every source was skipped or weight 0): "
+                          + "; ".join(f"{s.name}: {s.reason}" for s in report.skipped))
+    mixture = datasets.concatenate_datasets(parts).shuffle(seed=config.seed)
+    report.rows_before_max_samples = len(mixture)
+    if config.max_samples is not None and config.max_samples < len(mixture):
+        mixture = mixture.select(range(config.max_samples))
+    mixture = mixture.flatten_indices()
+    report.total_rows = len(mixture)
+    report.content_hash = content_hash(mixture)
+    return mixture, report
