@@ -1,0 +1,237 @@
+"""The training recipe: our ``ScriptArguments`` next to TRL's ``SFTConfig`` and ``ModelConfig``.
+
+A recipe is one flat YAML mapping whose keys are fields of these three dataclasses, read by
+``trl.TrlParser`` (``--config recipe.yaml`` plus command-line overrides of any field). LoRA
+settings reuse ``ModelConfig``'s ``use_peft``/``lora_r``/``lora_alpha``/``lora_dropout``/
+``lora_target_modules``; only what TRL has no field for lives here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from fingpt_hf.errors import FinGPTError
+
+PROMPT_STYLE_CHOICES = ("fingpt", "chat")
+
+
+@dataclass
+class ScriptArguments:
+    """What fingpt-hf adds to TRL's SFT arguments: the data mixture, prompts and run control."""
+
+    dataset_mixture: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={"help": "The training mixture ({datasets: [{name, weight}], seed, max_samples}) as a YAML "
+                          "mapping, a JSON string or a path to a YAML/JSON file; unset means FinGPT's "
+                          "fpb x6, fiqa x21, tfns x2, nwgi x1."},
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "FinGPT data mirror (default $FINGPT_DATA_DIR; unset and online: the Hub)."},
+    )
+    prompt_style: str | None = field(
+        default=None,
+        metadata={"help": "'fingpt' (FinGPT's Instruction/Input/Answer template) or 'chat' (the tokenizer's "
+                          "chat template); unset means the model family's default."},
+    )
+    fast_path: bool = field(
+        default=True,
+        metadata={"help": "Use FastSFTTrainer (logits only at answer positions, bf16 autocast on CPU)."},
+    )
+    eval_holdout: float = field(
+        default=0.0,
+        metadata={"help": "Rows held back from the mixture for evaluation during training: a fraction "
+                          "(0 < x < 1) or a count (>= 1). 0 disables it."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace what output_dir already holds (a finished run or another run's files)."},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dataset_mixture, str):
+            self.dataset_mixture = _load_mapping(self.dataset_mixture, "dataset_mixture")
+        if self.prompt_style is not None and self.prompt_style not in PROMPT_STYLE_CHOICES:
+            raise FinGPTError(
+                f"prompt_style: {self.prompt_style!r} is not one of {', '.join(PROMPT_STYLE_CHOICES)}"
+            )
+        if self.eval_holdout < 0 or (self.eval_holdout >= 1 and self.eval_holdout != int(self.eval_holdout)):
+            raise FinGPTError(
+                f"eval_holdout: {self.eval_holdout} must be a fraction in (0, 1) or a whole number of rows"
+            )
+
+    def mixture_config(self):
+        """The parsed ``MixtureConfig`` (FinGPT's default when the recipe has none)."""
+        from fingpt_hf.data.mixture import MixtureConfig
+
+        if self.dataset_mixture is None:
+            return MixtureConfig.fingpt_default()
+        return MixtureConfig.from_dict(self.dataset_mixture)
+
+
+def _load_mapping(text: str, option: str) -> dict[str, Any]:
+    """A JSON/YAML mapping given inline (``{...}``) or as a file path."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            value = yaml.safe_load(stripped)
+        except yaml.YAMLError as err:
+            raise FinGPTError(f"{option}: not valid JSON/YAML: {err}") from None
+    else:
+        path = Path(stripped).expanduser()
+        if not path.is_file():
+            raise FinGPTError(f"{option}: {stripped!r} is neither an inline mapping nor an existing file")
+        try:
+            value = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise FinGPTError(f"{option}: {path} is not valid YAML/JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise FinGPTError(f"{option}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _dataclass_types() -> tuple[type, type, type]:
+    from trl import ModelConfig, SFTConfig
+
+    return ScriptArguments, SFTConfig, ModelConfig
+
+
+def make_parser():
+    """``trl.TrlParser`` over (ScriptArguments, SFTConfig, ModelConfig)."""
+    from trl import TrlParser
+
+    return TrlParser(_dataclass_types())
+
+
+def known_keys() -> set[str]:
+    return {f.name for cls in _dataclass_types() for f in fields(cls) if f.init}
+
+
+# Names from older TRL/transformers releases and other trainers, mapped to today's field.
+RENAMED_KEYS = {
+    "lora_rank": "lora_r", "r": "lora_r", "rank": "lora_r", "alpha": "lora_alpha",
+    "target_modules": "lora_target_modules", "lora_target": "lora_target_modules",
+    "max_seq_length": "max_length", "cutoff_len": "max_length", "torch_dtype": "dtype",
+    "evaluation_strategy": "eval_strategy", "model_name": "model_name_or_path",
+    "dataset_text_field_name": "dataset_text_field",
+}
+
+
+def _suggest(key: str, choices: set[str]) -> str:
+    if key in RENAMED_KEYS and RENAMED_KEYS[key] in choices:
+        return f" (did you mean {RENAMED_KEYS[key]!r}?)"
+    close = difflib.get_close_matches(key, sorted(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def read_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The YAML recipe as a mapping, with every key checked against the known fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise FinGPTError(f"--config: recipe file {path} not found")
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise FinGPTError(f"{path}: not valid YAML: {err}") from None
+    if recipe is None:
+        recipe = {}
+    if not isinstance(recipe, dict):
+        raise FinGPTError(f"{path}: a recipe must be a YAML mapping of option: value")
+    allowed = known_keys() | {"env"}
+    for key in recipe:
+        if key not in allowed:
+            raise FinGPTError(f"{path}: unknown recipe key {key!r}{_suggest(str(key), allowed)}")
+    return recipe
+
+
+def _cli_keys(argv: Sequence[str]) -> list[str]:
+    """Option names given on the command line (``--name value`` or ``--name=value``)."""
+    keys = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            keys.append(token[2:].split("=", 1)[0].replace("-", "_"))
+    return keys
+
+
+@dataclass
+class ParsedRecipe:
+    """The three argument objects plus the options the user set (recipe file, then command line)."""
+
+    script_args: ScriptArguments
+    training_args: Any
+    model_args: Any
+    explicit: dict[str, Any]
+    config_path: str | None = None
+
+
+def parse_sft_args(argv: Sequence[str] | None = None) -> ParsedRecipe:
+    """Parse ``--config recipe.yaml`` and overrides; unknown keys and bad values are FinGPTErrors."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe: dict[str, Any] = {}
+    config_path = None
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv):
+            raise FinGPTError("--config needs the path of a YAML recipe")
+        config_path = argv[index + 1]
+        recipe = read_recipe_file(config_path)
+    allowed = known_keys()
+    cli = [k for k in _cli_keys(argv) if k != "config"]
+    for key in cli:
+        if key not in allowed and key not in ("help", "h"):
+            raise FinGPTError(f"unknown option --{key}{_suggest(key, allowed)}")
+    parser = make_parser()
+    try:
+        with warnings.catch_warnings():
+            # SFTConfig keeps `gradient_checkpointing` as a deprecated alias of
+            # `activation_checkpointing`; TRL's own default sets it, so the warning is noise.
+            warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+            script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    except FinGPTError:
+        raise
+    except ValueError as err:
+        raise FinGPTError(_explain_value_error(err, config_path)) from None
+    explicit: dict[str, Any] = {}
+    for key in [k for k in recipe if k != "env"] + cli:
+        for obj in (script_args, training_args, model_args):
+            if hasattr(obj, key) and key in {f.name for f in fields(obj)}:
+                explicit[key] = to_plain(getattr(obj, key))
+                break
+    explicit.setdefault("model_name_or_path", model_args.model_name_or_path)
+    return ParsedRecipe(script_args, training_args, model_args, explicit, config_path)
+
+
+def _explain_value_error(err: ValueError, config_path: str | None) -> str:
+    message = str(err)
+    where = f"{config_path}: " if config_path else ""
+    if "doesn't support bf16/gpu" in message:
+        return (f"{where}the recipe asks for bf16 mixed precision on a GPU, but no CUDA device is available; "
+                "on a CPU machine set `use_cpu: true` (bf16 autocast on CPU) or `bf16: false`")
+    return f"{where}{message}"
+
+
+def to_plain(value: Any) -> Any:
+    """A YAML/JSON-safe copy of an argument value (enums to their value, objects to strings)."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "to_dict"):
+        return to_plain(value.to_dict())
+    return json.loads(json.dumps(value, default=str))

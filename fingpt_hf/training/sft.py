@@ -1,0 +1,250 @@
+"""LoRA supervised fine-tuning on FinGPT's sentiment mixture with TRL's ``SFTTrainer``.
+
+``run_sft`` does everything ``recipes/sft.py`` needs after argument parsing: checks first (model,
+device, output directory, LoRA targets), then data, model, training and the output directory
+layout (adapter + tokenizer + ``recipe.yaml`` + ``fingpt_run.json``) that
+``PeftModel.from_pretrained(base, DIR)`` loads as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from fingpt_hf.errors import FinGPTError
+from fingpt_hf.training.checks import (
+    check_device_requests,
+    check_model_path,
+    check_output_dir,
+    clear_checkpoints,
+)
+from fingpt_hf.training.recipe import to_plain
+from fingpt_hf.training.run_info import now_iso, recipe_hash, write_recipe, write_run_info
+
+logger = logging.getLogger(__name__)
+
+
+def resolved_recipe(script_args: Any, training_args: Any, model_args: Any) -> dict[str, Any]:
+    """Options that differ from their dataclass defaults (used when no parsed recipe is given)."""
+    recipe: dict[str, Any] = {}
+    for obj in (script_args, training_args, model_args):
+        for f in dataclasses.fields(obj):
+            if not f.init:
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = dataclasses.MISSING
+            value = getattr(obj, f.name)
+            if default is dataclasses.MISSING or to_plain(value) != to_plain(default):
+                recipe[f.name] = to_plain(value)
+    return recipe
+
+
+def lora_targets(value: Any) -> Any:
+    """ModelConfig turns a one-item list into a string; a plain module name is still a list."""
+    if isinstance(value, str) and value != "all-linear" and re.fullmatch(r"[\w.]+", value):
+        return [value]
+    return value
+
+
+def holdout_split(dataset, holdout: float, seed: int):
+    """``(train, eval)``: a seeded slice of ``holdout`` rows (fraction or count) held back."""
+    if not holdout:
+        return dataset, None
+    size = holdout if holdout < 1 else int(holdout)
+    if (size >= 1 and size >= len(dataset)) or len(dataset) < 2:
+        raise FinGPTError(f"eval_holdout {holdout} leaves no training rows out of {len(dataset)}")
+    parts = dataset.train_test_split(test_size=size, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def _report_to(value: Any) -> list[str]:
+    """``report_to`` without TensorBoard when it is not installed (logged, not fatal)."""
+    entries = [value] if isinstance(value, str) else list(value or [])
+    entries = [e for e in entries if e and e != "none"]
+    if "tensorboard" in entries and not (
+        importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
+    ):
+        logger.warning("report_to: tensorboard is not installed (pip install tensorboard); logging to stdout only")
+        entries.remove("tensorboard")
+    return entries
+
+
+def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: int | None):
+    """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``/``completion_mask`` (answer + EOS)."""
+    from fingpt_hf.data.prompts import format_prompt
+    from fingpt_hf.training.collator import tokenize_prompt_completion
+
+    def encode(row: Mapping[str, Any]) -> dict[str, Any]:
+        example = {"prompt": format_prompt(row, style=prompt_style, tokenizer=tokenizer), "completion": row["output"]}
+        return tokenize_prompt_completion(example, tokenizer, family, max_length=max_length)
+
+    return rows.map(encode, remove_columns=rows.column_names, desc="Tokenizing")
+
+
+def load_model(model_path: str, model_args: Any, training_args: Any):
+    import torch
+    from transformers import AutoModelForCausalLM
+    from accelerate import PartialState
+    from trl import get_quantization_config
+
+    kwargs: dict[str, Any] = dict(training_args.model_init_kwargs or {})
+    kwargs.setdefault("revision", model_args.model_revision)
+    kwargs.setdefault("trust_remote_code", training_args.trust_remote_code)
+    if model_args.attn_implementation is not None:
+        kwargs.setdefault("attn_implementation", model_args.attn_implementation)
+    dtype = model_args.dtype
+    kwargs.setdefault("dtype", dtype if dtype in (None, "auto") else getattr(torch, dtype))
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        kwargs.setdefault("device_map", {"": PartialState().local_process_index})  # k-bit: one GPU per process
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        # from_pretrained partitions the weights with deepspeed.zero.Init, which sizes batches with
+        # DeepSpeed's own view of the process group; make sure it has joined the one torch started.
+        import deepspeed
+
+        deepspeed.init_distributed()
+    try:
+        return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    except (OSError, ValueError) as err:
+        raise FinGPTError(f"model_name_or_path: cannot load {model_path!r}: {err}") from None
+
+
+def _trainer_class(fast_path: bool):
+    if fast_path:
+        from fingpt_hf.training.fast_trainer import FastSFTTrainer
+
+        return FastSFTTrainer
+    from trl import SFTTrainer
+
+    return SFTTrainer
+
+
+def run_sft(
+    script_args: Any,
+    training_args: Any,
+    model_args: Any,
+    recipe: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> Path:
+    """Train a LoRA adapter as the recipe says; returns the output directory holding it."""
+    from accelerate import PartialState
+    from transformers import AutoTokenizer
+
+    from fingpt_hf.data.mixture import build_mixture
+    from fingpt_hf.families.default_model import resolve_model_path
+    from fingpt_hf.families.lora import build_lora_config
+    from fingpt_hf.families.registry import check_remote_code, get_family
+    from fingpt_hf.families.tokenizer import prepare_tokenizer
+    from fingpt_hf.training.collator import AnswerOnlyCollator
+
+    started_at = now_iso()
+    recipe = dict(recipe) if recipe is not None else resolved_recipe(script_args, training_args, model_args)
+    state = PartialState()
+
+    # 1. Checks that need neither data nor weights.
+    if not model_args.use_peft:
+        raise FinGPTError("use_peft is false: fingpt-hf trains LoRA adapters; set `use_peft: true`")
+    if training_args.eval_strategy != "no" and not script_args.eval_holdout:
+        raise FinGPTError(f"eval_strategy {training_args.eval_strategy.value!r} needs rows to evaluate on: "
+                          "set eval_holdout (a fraction such as 0.05, or a row count)")
+    if training_args.push_to_hub and not training_args.hub_model_id:
+        raise FinGPTError("push_to_hub needs hub_model_id (the Hub repository, e.g. user/fingpt-smollm2-lora)")
+    check_device_requests(training_args, model_args)
+    model_path = resolve_model_path(model_args.model_name_or_path)
+    config = check_model_path(model_path, model_args.model_revision, training_args.trust_remote_code)
+    family = get_family(config)
+    check_remote_code(family, training_args.trust_remote_code)
+    output_dir = Path(training_args.output_dir)
+    rhash = recipe_hash(recipe)
+    resume = check_output_dir(output_dir, rhash, script_args.overwrite_output_dir,
+                              training_args.resume_from_checkpoint)
+    mixture_config = script_args.mixture_config()
+    prompt_style = script_args.prompt_style or family.prompt_style
+
+    # 2. Data (every rank builds the same rows; it is deterministic and cheap).
+    rows, report = build_mixture(mixture_config, script_args.data_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_args.model_revision,
+                                              trust_remote_code=training_args.trust_remote_code)
+    prepare_tokenizer(tokenizer, family)
+    tokenized = build_training_rows(rows, tokenizer, family, prompt_style, training_args.max_length)
+    train_rows, eval_rows = holdout_split(tokenized, script_args.eval_holdout, training_args.seed)
+
+    # 3. Model and LoRA targets (a target list that matches nothing fails here, before training).
+    model = load_model(model_path, model_args, training_args)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    lora_config = build_lora_config(
+        model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+        target_modules=lora_targets(model_args.lora_target_modules), family=family,
+        use_rslora=model_args.use_rslora, use_dora=model_args.use_dora,
+        modules_to_save=model_args.lora_modules_to_save,
+    )
+
+    # 4. The output directory is ours from here on.
+    state.wait_for_everyone()
+    model_info = {"name_or_path": model_args.model_name_or_path, "resolved_path": model_path,
+                  "revision": model_args.model_revision, "family": family.name}
+    if state.is_main_process:
+        if script_args.overwrite_output_dir:
+            clear_checkpoints(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_recipe(output_dir, recipe)
+        write_run_info(output_dir, recipe=recipe, status="running", started_at=started_at, model=model_info,
+                       mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
+                       world_size=state.num_processes, extra={"prompt_style": prompt_style})
+    state.wait_for_everyone()
+
+    push = bool(training_args.push_to_hub)
+    training_args.push_to_hub = False  # the Trainer would create the repo now and push every checkpoint
+    training_args.report_to = _report_to(training_args.report_to)
+    collator = AnswerOnlyCollator(
+        pad_token_id=tokenizer.pad_token_id,
+        padding_side="right",
+        pad_to_multiple_of=training_args.pad_to_multiple_of,
+    )
+    trainer = _trainer_class(script_args.fast_path)(
+        model=model,
+        args=training_args,
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        processing_class=tokenizer,
+        data_collator=collator,
+        peft_config=lora_config,
+        callbacks=list(callbacks or []),
+    )
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    if eval_rows is not None and training_args.eval_strategy == "no":
+        trainer.log_metrics("eval", trainer.evaluate())
+    trainer.save_model(str(output_dir))
+
+    if state.is_main_process:
+        write_run_info(output_dir, recipe=recipe, status="completed", started_at=started_at, model=model_info,
+                       mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
+                       world_size=state.num_processes, log_history=trainer.state.log_history,
+                       finished_at=now_iso(), extra={"prompt_style": prompt_style,
+                                                     "global_step": trainer.state.global_step})
+    state.wait_for_everyone()
+    if push and state.is_main_process:
+        _push(output_dir, training_args)
+    return output_dir
+
+
+def _push(output_dir: Path, training_args: Any) -> None:
+    from fingpt_hf.hub.push import push_to_hub
+
+    push_to_hub(output_dir, training_args.hub_model_id, private=bool(training_args.hub_private_repo),
+                revision=training_args.hub_revision, commit_message="fingpt-hf: LoRA adapter")

@@ -1,0 +1,234 @@
+"""recipes/sft.py and fingpt_hf.training: recipe parsing, pre-flight errors, output directory.
+
+Training runs use a tiny random Llama built from a config (with the default model's tokenizer)
+and a 32-64 row slice of the real FPB mirror, so each takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fingpt_hf.errors import FinGPTError
+from fingpt_hf.training.checks import check_device_requests, check_output_dir, last_complete_checkpoint
+from fingpt_hf.training.recipe import parse_sft_args, read_recipe_file
+from fingpt_hf.training.run_info import RECIPE_FILE, RUN_INFO_FILE, read_run_info, recipe_hash, write_run_info
+from fingpt_hf.training.sft import run_sft
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = sorted((REPO / "recipes").glob("*/sft_*.yaml"))  # training recipes (eval configs live beside them)
+GPU_RECIPES = [p for p in RECIPES if p.parent.name != "smollm2-135m"]
+
+
+def build_tiny_llama(path: Path, tokenizer_source: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random Llama with the default model's tokenizer, saved as safetensors."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_recipe(model: Path, **overrides) -> dict:
+    recipe = {
+        "model_name_or_path": str(model),
+        "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
+        "lora_target_modules": "all-linear",
+        "dataset_mixture": {"datasets": [{"name": "fpb", "weight": 1}], "max_samples": 32},
+        "max_length": 96, "per_device_train_batch_size": 4, "max_steps": 4,
+        "learning_rate": 5.0e-3, "lr_scheduler_type": "constant", "bf16": False, "use_cpu": True,
+        "activation_checkpointing": False, "logging_steps": 1, "save_strategy": "no",
+        "report_to": "none", "seed": 7, "disable_tqdm": True,
+    }
+    recipe.update(overrides)
+    return recipe
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, default_model_path) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", default_model_path)
+
+
+def parse(recipe: dict, tmp_path: Path, *extra: str):
+    config = write_yaml(tmp_path / "recipe.yaml", recipe)
+    return parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "out"), *extra])
+
+
+def train(recipe: dict, tmp_path: Path, *extra: str) -> Path:
+    parsed = parse(recipe, tmp_path, *extra)
+    return run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+
+
+# -- the shipped recipes -------------------------------------------------------------------------
+
+def test_every_shipped_recipe_parses():
+    names = {p.relative_to(REPO / "recipes").as_posix() for p in RECIPES}
+    assert {"baichuan2-7b/sft_lora.yaml", "chatglm2-6b/sft_lora.yaml", "chatglm2-6b/sft_qlora.yaml",
+            "qwen-14b/sft_lora.yaml", "llama2-13b/sft_lora.yaml", "smollm2-135m/sft_lora.yaml"} <= names
+    for path in RECIPES:
+        parsed = parse_sft_args(["--config", str(path)])
+        assert parsed.model_args.use_peft, path
+        assert parsed.script_args.mixture_config().sources, path
+        text = path.read_text()
+        assert "accelerate launch" in text or "python recipes/sft.py" in text, f"{path}: no launch line"
+
+
+@pytest.mark.parametrize("name", ["baichuan2-7b", "chatglm2-6b", "qwen-14b"])
+def test_seed_hyperparameters(name):
+    """The seed's setting: batch 4/device, 8 epochs, lr 2e-4, linear, fp16, save every 10%, keep 1."""
+    parsed = parse_sft_args(["--config", str(REPO / "recipes" / name / "sft_lora.yaml")])
+    args = parsed.training_args
+    assert (args.per_device_train_batch_size, args.num_train_epochs, args.learning_rate) == (4, 8, 2e-4)
+    assert args.lr_scheduler_type.value == "linear" and args.fp16 and not args.bf16
+    assert (args.save_steps, args.save_total_limit) == (0.1, 1)
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_gpu_recipes_are_refused_on_cpu(path):
+    parsed = parse_sft_args(["--config", str(path)])
+    with pytest.raises(FinGPTError, match="CUDA GPU"):
+        check_device_requests(parsed.training_args, parsed.model_args, has_cuda=False)
+    check_device_requests(parsed.training_args, parsed.model_args, has_cuda=True)
+
+
+# -- bad input: clear errors before training ------------------------------------------------------
+
+def test_unknown_recipe_key_names_the_key(tmp_path, tiny_model):
+    config = write_yaml(tmp_path / "typo.yaml", tiny_recipe(tiny_model, lerning_rate=1e-3))
+    with pytest.raises(FinGPTError, match=r"typo.yaml: unknown recipe key 'lerning_rate' \(did you mean 'learning_rate'"):
+        read_recipe_file(config)
+    proc = subprocess.run([sys.executable, str(REPO / "recipes" / "sft.py"), "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown recipe key 'lerning_rate'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_command_line_option(tmp_path, tiny_model):
+    with pytest.raises(FinGPTError, match=r"unknown option --lora_rank \(did you mean 'lora_r'"):
+        parse(tiny_recipe(tiny_model), tmp_path, "--lora_rank", "4")
+
+
+def test_command_line_overrides_the_recipe(tmp_path, tiny_model):
+    parsed = parse(tiny_recipe(tiny_model), tmp_path, "--learning_rate", "1e-4", "--lora_target_modules", "q_proj")
+    assert parsed.training_args.learning_rate == 1e-4
+    assert parsed.explicit["learning_rate"] == 1e-4 and parsed.explicit["max_steps"] == 4
+
+
+def test_unknown_model_path(tmp_path, tiny_model):
+    with pytest.raises(FinGPTError, match="model_name_or_path: .*does not exist"):
+        train(tiny_recipe(tiny_model, model_name_or_path=str(tmp_path / "nope")), tmp_path)
+    with pytest.raises(FinGPTError, match="cannot load 'no-such-org/no-such-model'"):
+        train(tiny_recipe(tiny_model, model_name_or_path="no-such-org/no-such-model"), tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
+def test_lora_targets_that_match_nothing(tmp_path, tiny_model):
+    with pytest.raises(FinGPTError, match=r"\['query_key_value'\] match no module"):
+        train(tiny_recipe(tiny_model, lora_target_modules=["q_proj", "query_key_value"]), tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_requests_on_cpu(tmp_path, tiny_model):
+    with pytest.raises(FinGPTError, match="fp16: true"):
+        train(tiny_recipe(tiny_model, fp16=True), tmp_path)
+    with pytest.raises(FinGPTError, match="bf16 mixed precision on a GPU"):
+        parse(tiny_recipe(tiny_model, bf16=True, use_cpu=False), tmp_path)
+    parsed = parse(tiny_recipe(tiny_model, load_in_4bit=True), tmp_path)
+    with pytest.raises(FinGPTError, match="load_in_4bit"):
+        check_device_requests(parsed.training_args, parsed.model_args, has_cuda=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_of_another_run_or_foreign_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FinGPTError, match="not a fingpt-hf run"):
+        check_output_dir(out, "sha256:a")
+    assert check_output_dir(out, "sha256:a", overwrite=True) is None
+    (out / "notes.txt").unlink()
+    write_run_info(out, recipe={"lora_r": 8}, status="running", started_at="t", model={})
+    with pytest.raises(FinGPTError, match="holds a different run"):
+        check_output_dir(out, recipe_hash({"lora_r": 16}))
+    same = recipe_hash({"lora_r": 8, "output_dir": "elsewhere"})  # run-control keys do not count
+    assert check_output_dir(out, same) is None
+    (out / "checkpoint-2").mkdir()
+    (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (out / "checkpoint-4").mkdir()  # cut off by a kill: no trainer_state.json
+    assert check_output_dir(out, same) == str(out / "checkpoint-2") == last_complete_checkpoint(out)
+    with pytest.raises(FinGPTError, match="not a Trainer checkpoint"):
+        check_output_dir(out, same, resume_from_checkpoint=str(out / "checkpoint-4"))
+    write_run_info(out, recipe={"lora_r": 8}, status="completed", started_at="t", model={})
+    with pytest.raises(FinGPTError, match="already holds this finished run"):
+        check_output_dir(out, same)
+
+
+# -- a real run -----------------------------------------------------------------------------------
+
+def test_run_writes_loadable_adapter_and_metadata(tmp_path, tiny_model):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    recipe = tiny_recipe(tiny_model, eval_holdout=8)
+    out = train(recipe, tmp_path)
+    assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
+    info = read_run_info(out)
+    assert info["status"] == "completed" and info["model"]["family"] == "llama"
+    assert info["mixture"]["total_rows"] == 32 and info["eval_rows"] == 8
+    assert info["mixture"]["content_hash"].startswith("sha256:")
+    assert info["versions"]["trl"] and info["versions"]["peft"]
+    losses = [e["loss"] for e in info["log_history"] if "loss" in e]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    assert any("eval_loss" in e for e in info["log_history"])
+    assert yaml.safe_load((out / RECIPE_FILE).read_text())["lora_r"] == 8
+    # The adapter loads as it is, and it changed the model.
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    ids = torch.tensor([[1, 200, 300, 400]])
+    before = base(ids).logits
+    tuned = PeftModel.from_pretrained(base, out)
+    assert not torch.allclose(tuned(ids).logits, before)
+    # The same command again: the finished run is protected, --overwrite_output_dir retrains.
+    with pytest.raises(FinGPTError, match="already holds this finished run"):
+        train(recipe, tmp_path)
+    train(recipe, tmp_path, "--overwrite_output_dir", "true")
+    assert read_run_info(out)["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_default_recipe_two_steps_offline(tmp_path, default_model_path):
+    """The done-means check: the CPU recipe, two steps, offline; a loadable adapter results."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "smoke"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "sft.py"), "--config",
+         str(REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml"), "--max_steps", "2",
+         "--output_dir", str(out), "--disable_tqdm", "true"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / RUN_INFO_FILE).read_text())["global_step"] == 2
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(default_model_path), out)
+    assert model(torch.tensor([[1, 2, 3]])).logits.shape[-1] == model.config.vocab_size
