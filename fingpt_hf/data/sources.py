@@ -57,7 +57,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     if chosen is None:
         if hub_offline():
             raise FinGPTError(
-                f"no data directory given and the Hub is offline (HF_HUB_OFFLINE=1): pass --data-dir "
+                f"no data directory given and the Hub is offline (HF_HUB_OFFLINE=1): pass --data-dir (data_dir in a recipe) "
                 f"or set {DATA_DIR_ENV} to a FinGPT data mirror (e.g. ../shared/fingpt-data)"
             )
         return None

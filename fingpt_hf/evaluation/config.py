@@ -1,0 +1,136 @@
+"""``EvalConfig``: the one dataclass behind ``fingpt-hf eval`` and ``recipes/evaluate.py``.
+
+Both build their options from this dataclass with ``HfArgumentParser``/``TrlParser``, so the
+command line and the YAML recipe cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from fingpt_hf.data.benchmarks import BENCHMARK_NAMES
+from fingpt_hf.data.labels import LABELS
+from fingpt_hf.errors import FinGPTError
+
+MODES: tuple[str, ...] = ("score", "generate")
+DTYPES: tuple[str, ...] = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class EvalConfig:
+    """Options of an evaluation run (see ``fingpt-hf eval --help``)."""
+
+    model: str = field(metadata={"help": "Base model: Hub id, local path or embedded:smollm2-135m-instruct."})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter: local directory or Hub id."})
+    datasets: str | None = field(
+        default=None,
+        metadata={"help": f"Comma-separated benchmarks ({','.join(BENCHMARK_NAMES)}); default: all four, "
+                          "or none when --custom is given."},
+    )
+    split: str = field(default="test", metadata={"help": "Benchmark split (FinGPT evaluates on 'test')."})
+    custom: str | None = field(default=None, metadata={"help": "A user data set file (.csv, .jsonl or .json)."})
+    custom_name: str | None = field(default=None, metadata={"help": "Name of the custom data set (default: file stem)."})
+    text_column: str = field(default="text", metadata={"help": "Text column of --custom."})
+    label_column: str = field(default="label", metadata={"help": "Label column of --custom."})
+    label_map: str | None = field(
+        default=None, metadata={"help": 'JSON object mapping --custom labels to negative/neutral/positive, '
+                                        'e.g. \'{"0": "negative", "1": "neutral", "2": "positive"}\' '
+                                        '(default: the labels already are these words).'}
+    )
+    instruction: str | None = field(default=None, metadata={"help": "Instruction for --custom rows (default: FinGPT's news one)."})
+    mode: Literal["score", "generate"] = field(
+        default="score",
+        metadata={"help": "score: pick the label with the highest log-likelihood (never invalid); "
+                          "generate: greedy FinGPT-style generation, answer parsed by --parser."},
+    )
+    parser: Literal["strict", "fingpt"] = field(
+        default="strict", metadata={"help": "Answer parser for --mode generate (fingpt = FinGPT's change_target)."}
+    )
+    prompt_style: Literal["fingpt", "chat"] = field(
+        default="fingpt", metadata={"help": "fingpt: FinGPT's plain template; chat: the tokenizer's chat template."}
+    )
+    batch_size: int = field(default=16, metadata={"help": "Examples per forward pass."})
+    max_new_tokens: int = field(default=8, metadata={"help": "Generated tokens at most (--mode generate)."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows of each data set."})
+    dtype: Literal["auto", "bf16", "fp32"] = field(
+        default="auto", metadata={"help": "auto: bf16 where the device supports it, else fp32."}
+    )
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps, ... (default: cuda if available)."})
+    output_dir: str = field(default="eval_results", metadata={"help": "Where result files go (see docs)."})
+    data_dir: str | None = field(default=None, metadata={"help": "FinGPT data mirror (default: $FINGPT_DATA_DIR or the Hub)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub (off by default)."})
+    revision: str | None = field(default=None, metadata={"help": "Base model revision (branch, tag or commit)."})
+    adapter_revision: str | None = field(default=None, metadata={"help": "Adapter revision on the Hub."})
+    allow_base_mismatch: bool = field(
+        default=False, metadata={"help": "Evaluate even if the adapter was trained on another base model."}
+    )
+    merge_adapter: bool = field(
+        default=True, metadata={"help": "Merge the LoRA weights into the base model before evaluating (faster)."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Re-evaluate data sets whose finished result has a different config."}
+    )
+    seed: int = field(default=42, metadata={"help": "Random seed (recorded; evaluation is deterministic)."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.datasets, (list, tuple)):  # YAML may give a list
+            self.datasets = ",".join(str(d) for d in self.datasets)
+        if isinstance(self.label_map, dict):  # YAML may give a mapping
+            self.label_map = json.dumps(self.label_map)
+        self.validate()
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def dataset_names(self) -> list[str]:
+        """The benchmarks to evaluate, in the given order (custom data set not included)."""
+        if self.datasets is None:
+            return [] if self.custom else list(BENCHMARK_NAMES)
+        names = [n.strip().lower() for n in self.datasets.split(",") if n.strip()]
+        return list(dict.fromkeys(names))
+
+    @property
+    def label_map_dict(self) -> dict[str, str] | None:
+        if self.label_map is None:
+            return None
+        try:
+            mapping = json.loads(self.label_map)
+        except json.JSONDecodeError as err:
+            raise FinGPTError(f"--label-map is not valid JSON ({err.msg}): {self.label_map!r}") from None
+        if not isinstance(mapping, dict):
+            raise FinGPTError(f"--label-map must be a JSON object, got {self.label_map!r}")
+        bad = {k: v for k, v in mapping.items() if v not in LABELS}
+        if bad:
+            raise FinGPTError(f"--label-map maps to {bad}; values must be one of {', '.join(LABELS)}")
+        return {str(k): v for k, v in mapping.items()}
+
+    def validate(self) -> None:
+        """Check option values, so bad input fails before any data or model is loaded."""
+        if self.mode not in MODES:
+            raise FinGPTError(f"--mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.parser not in ("strict", "fingpt"):
+            raise FinGPTError(f"--parser {self.parser!r}; choose strict or fingpt")
+        if self.prompt_style not in ("fingpt", "chat"):
+            raise FinGPTError(f"--prompt-style {self.prompt_style!r}; choose fingpt or chat")
+        if self.dtype not in DTYPES:
+            raise FinGPTError(f"--dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        unknown = [n for n in self.dataset_names if n not in BENCHMARK_NAMES]
+        if unknown:
+            raise FinGPTError(f"--datasets: unknown benchmark(s) {', '.join(unknown)}; "
+                              f"choose from {', '.join(BENCHMARK_NAMES)}")
+        if not self.dataset_names and not self.custom:
+            raise FinGPTError("--datasets is empty and no --custom data set was given: nothing to evaluate")
+        if self.label_map is not None:
+            self.label_map_dict  # noqa: B018 - validates the JSON
+        if self.batch_size < 1:
+            raise FinGPTError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.max_new_tokens < 1:
+            raise FinGPTError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
+        if self.limit is not None and self.limit < 1:
+            raise FinGPTError(f"--limit must be >= 1, got {self.limit}")
+        if self.split not in ("train", "test"):
+            raise FinGPTError(f"--split {self.split!r}; choose train or test")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

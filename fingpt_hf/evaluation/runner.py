@@ -1,0 +1,253 @@
+"""Run an evaluation: data sets -> predictions -> metrics -> result files, one data set at a time.
+
+Order matters for the user: everything that can be wrong without a model (option values, data
+files and labels, finished results with another config or an old schema, the adapter's base
+model) is checked before the model is loaded. Each data set's files are written atomically as
+soon as it finishes, and a rerun of the same command skips the data sets whose ``result.json``
+records the same evaluation config, so an interrupted run loses at most the data set in progress.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fingpt_hf.data.benchmarks import dataset_reference, load_benchmark
+from fingpt_hf.data.labels import INVALID, LABELS
+from fingpt_hf.data.prompts import format_prompt
+from fingpt_hf.errors import FinGPTError
+from fingpt_hf.evaluation.config import EvalConfig
+from fingpt_hf.evaluation.model_loading import LoadedModel, ModelSource, inspect_sources, load_model
+from fingpt_hf.evaluation.results import (
+    AGGREGATE_FILE,
+    CONFUSION_FILE,
+    PREDICTIONS_FILE,
+    RESULT_FILE,
+    RESULTS_SCHEMA_VERSION,
+    load_result,
+    load_results,
+    render_markdown_table,
+    write_predictions,
+    write_result,
+)
+
+logger = logging.getLogger(__name__)
+
+VERSION_PACKAGES = ("fingpt-hf", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "scikit-learn")
+
+
+@dataclass
+class EvalDataset:
+    """One data set to evaluate and where it came from."""
+
+    name: str
+    rows: Any  # datasets.Dataset with instruction/input/output/dataset
+    dataset_id: str
+    dataset_config: str | None
+    split: str
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSION_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_labels(ds: EvalDataset) -> None:
+    """Every gold label must be one of LABELS (error names the data set and row)."""
+    for index, label in enumerate(ds.rows["output"]):
+        if label not in LABELS:
+            raise FinGPTError(f"data set {ds.name}: row {index} has label {label!r}, not one of {', '.join(LABELS)}; "
+                              "map it with --label-map")
+
+
+def load_eval_datasets(config: EvalConfig) -> list[EvalDataset]:
+    """The benchmarks and the custom data set, cut to ``--limit`` rows, labels checked."""
+    out = []
+    for name in config.dataset_names:
+        ref = dataset_reference(name)
+        rows = load_benchmark(name, config.split, data_dir=config.data_dir)
+        out.append(EvalDataset(name, rows, ref["dataset_id"], ref["dataset_config"], config.split))
+    if config.custom:
+        from fingpt_hf.data.custom import load_custom_dataset
+
+        rows = load_custom_dataset(config.custom, config.text_column, config.label_column,
+                                   config.label_map_dict, instruction=config.instruction, name=config.custom_name)
+        name = rows[0]["dataset"] if len(rows) else (config.custom_name or Path(config.custom).stem)
+        if name in config.dataset_names:
+            raise FinGPTError(f"--custom data set name {name!r} clashes with a benchmark; pass --custom-name")
+        out.append(EvalDataset(name, rows, str(Path(config.custom).expanduser().resolve()), None, "custom"))
+    for ds in out:
+        if config.limit is not None and config.limit < len(ds.rows):
+            ds.rows = ds.rows.select(range(config.limit))
+        if len(ds.rows) == 0:
+            raise FinGPTError(f"data set {ds.name}: no rows to evaluate")
+        check_labels(ds)
+    return out
+
+
+def eval_signature(config: EvalConfig, source: ModelSource) -> dict[str, Any]:
+    """What must match for a finished result to count as this evaluation's (resume check).
+
+    Batch size, dtype and device are left out: they change speed, not which evaluation it is.
+    """
+    adapter = source.adapter_info
+    return {
+        "model": config.model, "model_revision": config.revision, "model_hash": source.model_info["hash"],
+        "adapter": adapter["name_or_path"] if adapter else None,
+        "adapter_revision": adapter["revision"] if adapter else None,
+        "adapter_hash": adapter["hash"] if adapter else None,
+        "mode": config.mode, "parser": config.parser if config.mode == "generate" else None,
+        "prompt_style": config.prompt_style, "limit": config.limit, "split": config.split,
+        "max_new_tokens": config.max_new_tokens if config.mode == "generate" else None,
+    }
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """An existing aggregate with an old or broken schema fails here, before data or model are loaded."""
+    if (output_dir / AGGREGATE_FILE).is_file():
+        load_results(output_dir / AGGREGATE_FILE)
+
+
+def plan(config: EvalConfig, datasets: list[EvalDataset], signature: dict[str, Any]) -> list[EvalDataset]:
+    """The data sets still to evaluate; finished ones with another config are an error unless --overwrite."""
+    output_dir = Path(config.output_dir)
+    check_output_dir(output_dir)
+    pending = []
+    for ds in datasets:
+        path = output_dir / ds.name / RESULT_FILE
+        if not path.is_file():
+            pending.append(ds)
+            continue
+        previous = load_result(path)
+        if previous.get("eval_config") == signature:
+            logger.info("%s: already evaluated with this config (%s); skipping", ds.name, path)
+            continue
+        if not config.overwrite:
+            theirs = previous.get("eval_config") or {}
+            diffs = [f"{k}: {theirs.get(k)!r} -> {v!r}" for k, v in signature.items() if theirs.get(k) != v]
+            raise FinGPTError(f"{path} holds a result from a different evaluation ({'; '.join(diffs) or 'no config'}); "
+                              "pass --overwrite to replace it or choose another --output-dir")
+        pending.append(ds)
+    return pending
+
+
+def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progress: Callable | None = None
+            ) -> tuple[list[str], list[str | None], list[list[float]] | None]:
+    """Raw answers, parsed labels and (score mode) per-label log-likelihoods, in input order."""
+    add_special = config.prompt_style != "chat"  # a chat template already has its special tokens
+    if config.mode == "score":
+        from fingpt_hf.evaluation.scoring import pick_labels, score_labels
+
+        scores = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=config.batch_size,
+                              add_special_tokens=add_special, progress=progress)
+        labels = pick_labels(scores, LABELS)
+        return list(labels), list(labels), scores
+    from fingpt_hf.evaluation.generation import generate_answers
+    from fingpt_hf.metrics.parsing import parse_answer
+
+    answers = generate_answers(loaded.model, loaded.tokenizer, prompts, batch_size=config.batch_size,
+                               max_new_tokens=config.max_new_tokens, add_special_tokens=add_special,
+                               progress=progress)
+    return answers, [parse_answer(a, config.parser) for a in answers], None
+
+
+def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, signature: dict[str, Any],
+                     versions: dict[str, str | None]) -> dict[str, Any]:
+    """Evaluate one data set and write its files; returns its result."""
+    from tqdm.auto import tqdm
+
+    from fingpt_hf.evaluation.plots import plot_confusion_matrix
+    from fingpt_hf.metrics.scores import compute_sentiment_metrics
+
+    started = _now()
+    rows = ds.rows.to_list()
+    prompts = [format_prompt(row, style=config.prompt_style, tokenizer=loaded.tokenizer) for row in rows]
+    gold = [row["output"] for row in rows]
+    with tqdm(total=len(rows), desc=f"{ds.name} ({config.mode})", unit="ex", file=sys.stderr) as bar:
+        t0 = time.perf_counter()
+        raw, predicted, scores = predict(loaded, config, prompts, progress=bar.update)
+        elapsed = time.perf_counter() - t0
+    metrics = compute_sentiment_metrics(predicted, gold, LABELS)
+    out_dir = Path(config.output_dir) / ds.name
+    records = []
+    for i, row in enumerate(rows):
+        record = {"index": i, "text": row["input"], "gold": gold[i], "raw_answer": raw[i],
+                  "prediction": predicted[i] if predicted[i] is not None else INVALID}
+        if scores is not None:
+            record["log_likelihoods"] = dict(zip(LABELS, scores[i]))
+        records.append(record)
+    write_predictions(out_dir / PREDICTIONS_FILE, records)
+    cm = metrics["confusion_matrix"]
+    plot_confusion_matrix(cm["matrix"], cm["labels"], f"{ds.name} ({config.mode}, n={len(rows)})",
+                          out_dir / CONFUSION_FILE)
+    result = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "model": dict(loaded.model_info), "adapter": dict(loaded.adapter_info) if loaded.adapter_info else None,
+        "dataset": ds.name, "dataset_id": ds.dataset_id, "dataset_config": ds.dataset_config,
+        "split": ds.split, "num_rows": len(rows), "mode": config.mode,
+        "parser": config.parser if config.mode == "generate" else None,
+        "prompt_style": config.prompt_style, "metrics": metrics,
+        "examples_per_second": len(rows) / elapsed if elapsed > 0 else None,
+        "seed": config.seed, "versions": versions, "started_at": started, "finished_at": _now(),
+        # Beyond the schema: what the resume check compares, and how the numbers were made.
+        "eval_config": signature, "limit": config.limit,
+        "scoring": "sum_logprob" if config.mode == "score" else None,
+        "batch_size": config.batch_size, "dtype": str(loaded.dtype).replace("torch.", ""),
+        "device": str(loaded.device),
+    }
+    write_result(config.output_dir, result, run=run_block(config, loaded, versions))
+    return result
+
+
+def run_block(config: EvalConfig, loaded: LoadedModel | None, versions: dict[str, str | None]) -> dict[str, Any]:
+    run = {"config": config.to_dict(), "versions": versions, "updated_at": _now()}
+    if loaded is not None:
+        run.update(device=str(loaded.device), dtype=str(loaded.dtype).replace("torch.", ""))
+    return run
+
+
+def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Evaluate ``config`` and return the aggregate results (``DIR/results.json``'s content)."""
+    from transformers import set_seed
+
+    config.validate()
+    check_output_dir(Path(config.output_dir))
+    datasets = load_eval_datasets(config)
+    source = inspect_sources(config.model, config.adapter, config.revision, config.adapter_revision,
+                             config.allow_base_mismatch, config.trust_remote_code)
+    signature = eval_signature(config, source)
+    pending = plan(config, datasets, signature)
+    skipped = [ds.name for ds in datasets if ds not in pending]
+    if skipped:
+        echo(f"Skipping finished data set(s) in {config.output_dir}: {', '.join(skipped)}")
+    if pending:
+        set_seed(config.seed)
+        loaded = load_model(source, config.dtype, config.device, config.trust_remote_code, config.merge_adapter)
+        versions = package_versions()
+        for ds in pending:
+            result = evaluate_dataset(loaded, config, ds, signature, versions)
+            m = result["metrics"]
+            echo(f"{ds.name}: accuracy {100 * m['accuracy']:.2f}  F1 macro {100 * m['f1_macro']:.2f}  "
+                 f"F1 weighted {100 * m['f1_weighted']:.2f}  invalid {100 * m['invalid_rate']:.2f}%  "
+                 f"({result['num_rows']} rows, {result['examples_per_second']:.2f} ex/s)")
+    aggregate = load_results(Path(config.output_dir) / AGGREGATE_FILE)
+    wanted = {ds.name for ds in datasets}
+    echo(render_markdown_table([r for n, r in aggregate["results"].items() if n in wanted]))
+    return aggregate

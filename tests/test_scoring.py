@@ -1,0 +1,91 @@
+"""Label scoring equals a brute-force full forward pass per label, on tiny and real models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from fingpt_hf.data.benchmarks import load_benchmark
+from fingpt_hf.data.labels import LABELS
+from fingpt_hf.data.prompts import format_prompt
+from fingpt_hf.evaluation.scoring import pick_labels, score_labels, shared_prefix_length, tokenize_labels
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_model_path):
+    tok = AutoTokenizer.from_pretrained(default_model_path)
+    tok.padding_side = "left"
+    return tok
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tokenizer):
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(config).eval()
+
+
+def brute_force(model, tokenizer, prompt: str, labels, add_special_tokens=True) -> list[float]:
+    """log P(label tokens | shared context), one unpadded full forward per label, no cache."""
+    joint = [tokenizer(prompt + label, add_special_tokens=add_special_tokens)["input_ids"] for label in labels]
+    cut = 0
+    while all(len(j) > cut + 1 for j in joint) and len({j[cut] for j in joint}) == 1:
+        cut += 1
+    out = []
+    for ids in joint:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+        logp = torch.log_softmax(logits, -1)
+        out.append(sum(float(logp[t - 1, ids[t]]) for t in range(cut, len(ids))))
+    return out
+
+
+def fpb_prompts(n: int) -> list[str]:
+    return [format_prompt(row) for row in load_benchmark("fpb", "test").select(range(n))]
+
+
+def test_fingpt_prompt_boundary_merges_space_into_label(tokenizer):
+    prompts = fpb_prompts(2)
+    items = tokenize_labels(tokenizer, prompts, LABELS)
+    for prompt, item in zip(prompts, items):
+        # "Answer: " + "positive" tokenizes as ... ":" "Ġpositive": the space belongs to the label.
+        assert tokenizer.decode(item.context).endswith("Answer:")
+        assert [tokenizer.decode(t) for t in item.tails] == [" negative", " neutral", " positive"]
+        # exactly the tokens TRL trains on for prompt + completion
+        assert item.context + item.tails[2] == tokenizer(prompt + "positive")["input_ids"]
+    assert shared_prefix_length(items) >= 20  # FinGPT's instruction is shared
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+@pytest.mark.parametrize("batch_size", [3, 8])
+def test_multi_token_labels_match_brute_force(tiny_model, tokenizer, share_prefix, batch_size):
+    labels = ["strongly negative", "neutral-ish", "positive outlook for shareholders"]
+    prompts = fpb_prompts(3) + ["Instruction: short\nInput: x\nAnswer: "]
+    scores = score_labels(tiny_model, tokenizer, prompts, labels, batch_size=batch_size, share_prefix=share_prefix)
+    for prompt, row in zip(prompts, scores):
+        expected = brute_force(tiny_model, tokenizer, prompt, labels)
+        assert row == pytest.approx(expected, abs=2e-4)
+
+
+def test_chat_prompts_match_brute_force(tiny_model, tokenizer):
+    rows = load_benchmark("tfns", "test").select(range(4))
+    prompts = [format_prompt(r, style="chat", tokenizer=tokenizer) for r in rows]
+    scores = score_labels(tiny_model, tokenizer, prompts, LABELS, batch_size=4, add_special_tokens=False)
+    for prompt, row in zip(prompts, scores):
+        assert row == pytest.approx(brute_force(tiny_model, tokenizer, prompt, LABELS, False), abs=2e-4)
+
+
+def test_real_default_model_matches_brute_force(default_model_path, tokenizer):
+    model = LlamaForCausalLM.from_pretrained(default_model_path, dtype=torch.float32).eval()
+    prompts = fpb_prompts(2)
+    scores = score_labels(model, tokenizer, prompts, LABELS, batch_size=2)
+    for prompt, row in zip(prompts, scores):
+        assert row == pytest.approx(brute_force(model, tokenizer, prompt, LABELS), abs=1e-3)
+    assert all(p in LABELS for p in pick_labels(scores, LABELS))
+
+
+def test_pick_labels_takes_the_highest_and_first_on_ties():
+    assert pick_labels([[-3.0, -1.0, -2.0], [-1.0, -1.0, -5.0]], LABELS) == ["neutral", "negative"]
