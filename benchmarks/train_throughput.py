@@ -1,0 +1,232 @@
+"""LoRA training throughput on CPU: FastSFTTrainer vs plain TRL SFTTrainer, side by side.
+
+Same model (the embedded SmolLM2-135M-Instruct by default), same FPB train rows with FinGPT's
+prompt, same LoRA (r=16, all linear layers), batch 8. Each configuration trains a fresh LoRA for
+``--warmup`` + ``--steps`` optimizer steps; only the last ``--steps`` are timed. A bf16 matmul
+is timed in the same run to get this machine's peak, and each configuration's useful work is
+reported as a share of it:
+
+    useful FLOPs / step = 4 x (linear params of the decoder body) x (non-pad tokens)
+                        + 4 x (vocab x hidden) x (answer tokens)
+
+(forward 2NT + backward to the activations 2NT; a frozen base needs no weight gradients, and the
+LM head is only needed where the loss is). Recomputation by gradient checkpointing, padding and
+prompt-token logits are not useful work, so they lower the share.
+
+    python benchmarks/train_throughput.py                # ~3-4 minutes on 2 cores
+    python benchmarks/train_throughput.py --steps 4 --configs trl-default,fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+
+@dataclass
+class Config:
+    name: str
+    fast: bool  # FastSFTTrainer or plain SFTTrainer
+    overrides: dict = field(default_factory=dict)  # SFTConfig fields changed from TRL's defaults
+    note: str = ""
+
+
+CONFIGS = {
+    "trl-default": Config("trl-default", False, {}, "trl.SFTTrainer, SFTConfig defaults (bf16, grad. checkpointing)"),
+    "fast-same-args": Config("fast-same-args", True, {}, "FastSFTTrainer, same SFTConfig defaults"),
+    "fast": Config(
+        "fast",
+        True,
+        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
+        "FastSFTTrainer, no grad. checkpointing, length-grouped batches",
+    ),
+    "trl-tuned": Config(
+        "trl-tuned",
+        False,
+        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
+        "trl.SFTTrainer with the same tuned args as 'fast'",
+    ),
+}
+
+
+def bf16_peak_gflops(size: int, repeats: int) -> tuple[float, float]:
+    """GFLOP/s of a (size x size) @ (size x size) bf16 matmul: (best wall time, median by CPU time).
+
+    The CPU-time figure divides the process CPU time by the thread count, i.e. what the threads
+    achieve while they actually run; on a shared machine it is less noisy than wall time. Its
+    median is used, since a preempted thread makes single repeats look too fast.
+    """
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    b = torch.randn(size, size, dtype=torch.bfloat16)
+    torch.mm(a, b)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        walls.append(time.perf_counter() - wall)
+        cpus.append((time.process_time() - cpu) / torch.get_num_threads())
+    flops = 2 * size**3
+    return flops / min(walls) / 1e9, flops / sorted(cpus)[len(cpus) // 2] / 1e9
+
+
+class CountingCollator:
+    """Wraps the trainer's collator to count the real and answer tokens of every batch it builds."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.batches: list[tuple[int, int, int]] = []  # (real tokens, answer tokens, padded tokens)
+
+    def __call__(self, features):
+        batch = self.inner(features)
+        mask = batch["attention_mask"]
+        answer = int((batch["labels"][:, 1:] != -100).sum())
+        self.batches.append((int(mask.sum()), answer, mask.numel()))
+        return batch
+
+
+def _step_timer():
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.ends = [(time.perf_counter(), time.process_time())]
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append((time.perf_counter(), time.process_time()))
+
+    return StepTimer()
+
+
+def body_linear_params(model) -> int:
+    """Weights of the linear layers that every token passes through (not embeddings, not the LM head)."""
+    head = model.get_output_embeddings()
+    return sum(
+        m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head
+    )
+
+
+def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from fingpt_hf.training.fast_trainer import FastSFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    n_body = body_linear_params(model)
+    vocab_x_hidden = model.get_output_embeddings().weight.numel()
+    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.05,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    with tempfile.TemporaryDirectory() as out:
+        sft_args = SFTConfig(
+            output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
+            logging_steps=1, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
+            use_cpu=True,  # TRL defaults to bf16=True, which transformers refuses on CPU without it
+            **cfg.overrides,
+        )
+        trainer_cls = FastSFTTrainer if cfg.fast else SFTTrainer
+        trainer = trainer_cls(model=model, args=sft_args, train_dataset=dataset,
+                              processing_class=tokenizer, peft_config=lora)
+        counter = CountingCollator(trainer.data_collator)
+        trainer.data_collator = counter
+        timer = _step_timer()
+        trainer.add_callback(timer)
+        trainer.train()
+    ends = timer.ends
+    seconds = ends[-1][0] - ends[args.warmup][0]
+    cpu_seconds = (ends[-1][1] - ends[args.warmup][1]) / torch.get_num_threads()
+    timed = counter.batches[args.warmup: args.warmup + args.steps]
+    real = sum(b[0] for b in timed)
+    answer = sum(b[1] for b in timed)
+    padded = sum(b[2] for b in timed)
+    flops = 4 * n_body * real + 4 * vocab_x_hidden * answer
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "name": cfg.name, "note": cfg.note, "s_per_step": seconds / args.steps,
+        "samples_per_s": args.steps * args.batch_size / seconds, "tokens_per_s": real / seconds,
+        "pad_share": 1 - real / padded, "gflops": flops / seconds / 1e9,
+        "cpu_s_per_step": cpu_seconds / args.steps, "gflops_cpu": flops / cpu_seconds / 1e9,
+        "first_loss": losses[0] if losses else float("nan"), "last_loss": losses[-1] if losses else float("nan"),
+    }
+
+
+def load_rows(n: int, data_dir: str | None):
+    from datasets import Dataset
+
+    from fingpt_hf.data.benchmarks import load_benchmark
+    from fingpt_hf.data.prompts import format_prompt
+
+    fpb = load_benchmark("fpb", "train", data_dir=data_dir)
+    fpb = fpb.select(range(min(n, len(fpb))))
+    return Dataset.from_dict({
+        "prompt": [format_prompt(row) for row in fpb],
+        "completion": [row["output"] for row in fpb],
+    })
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
+    parser.add_argument("--configs", default="trl-default,fast-same-args,fast",
+                        help=f"comma-separated, from: {', '.join(CONFIGS)}")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--peak-size", type=int, default=2048)
+    parser.add_argument("--peak-repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+
+    from fingpt_hf.families.default_model import resolve_model_path
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
+    model_path = resolve_model_path(args.model)
+    dataset = load_rows(200 * args.batch_size, args.data_dir)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cpu {torch.backends.cpu.get_cpu_capability()}, load {os.getloadavg()[0]:.2f}", flush=True)
+    peak, peak_cpu = bf16_peak_gflops(args.peak_size, args.peak_repeats)
+    print(f"bf16 matmul peak ({args.peak_size}^3): {peak:.1f} GFLOP/s wall, {peak_cpu:.1f} GFLOP/s by CPU time",
+          flush=True)
+
+    results = []
+    for name in names:
+        res = run_config(CONFIGS[name], model_path, dataset, args)
+        results.append(res)
+        print(f"{name:15s} {res['s_per_step']:6.2f} s/step  {res['samples_per_s']:6.2f} samples/s  "
+              f"{res['tokens_per_s']:7.1f} tok/s  pad {res['pad_share']:.0%}  {res['gflops']:6.1f} GFLOP/s "
+              f"({res['gflops'] / peak:.0%} of peak) | by CPU time: {res['cpu_s_per_step']:.2f} s/step "
+              f"{res['gflops_cpu']:.1f} GFLOP/s ({res['gflops_cpu'] / peak_cpu:.0%} of peak) | "
+              f"loss {res['first_loss']:.3f}->{res['last_loss']:.3f}  [{res['note']}]", flush=True)
+    peak_after, peak_cpu_after = bf16_peak_gflops(args.peak_size, args.peak_repeats)
+    print(f"bf16 matmul peak again: {peak_after:.1f} GFLOP/s wall, {peak_cpu_after:.1f} by CPU time; "
+          f"load {os.getloadavg()[0]:.2f}")
+    base = next((r for r in results if r["name"] == "trl-default"), None)
+    if base:
+        for res in results:
+            if res is not base:
+                print(f"speed-up {res['name']} vs trl-default: {res['samples_per_s'] / base['samples_per_s']:.2f}x wall, "
+                      f"{base['cpu_s_per_step'] / res['cpu_s_per_step']:.2f}x by CPU time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""FastSFTTrainer: the answer-only LM head gives the same loss/gradients as the model's own loss."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaModel
+
+from fingpt_hf.data.benchmarks import load_benchmark
+from fingpt_hf.data.prompts import format_prompt
+from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head
+from fingpt_hf.training.fast_trainer import FastSFTTrainer, cpu_supports_bf16, resolve_fast_bf16
+
+BF16_LOSS_RTOL = 2e-2
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_model_path):
+    return AutoTokenizer.from_pretrained(default_model_path)
+
+
+@pytest.fixture(scope="module")
+def fpb_rows(data_dir):
+    return load_benchmark("fpb", "train", data_dir=data_dir).select(range(48))
+
+
+def tiny_llama(vocab_size: int, seed: int = 0, tie: bool = True) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=tie,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def lora(model):
+    # init_lora_weights=False: B is random too, so LoRA changes the output and gradients reach A and B.
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def make_batch(tokenizer, rows, padding_side: str) -> dict[str, torch.Tensor]:
+    """Prompt + label word + EOS per row; loss only on the answer; padded on either side."""
+    seqs = []
+    for row in rows:
+        prompt = tokenizer(format_prompt(row), add_special_tokens=False)["input_ids"]
+        answer = tokenizer(row["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        seqs.append((prompt + answer, [-100] * len(prompt) + answer))
+    width = max(len(ids) for ids, _ in seqs)
+    batch = {k: torch.full((len(seqs), width), v) for k, v in
+             (("input_ids", tokenizer.pad_token_id), ("labels", -100), ("attention_mask", 0))}
+    for i, (ids, labels) in enumerate(seqs):
+        span = slice(0, len(ids)) if padding_side == "right" else slice(width - len(ids), width)
+        batch["input_ids"][i, span] = torch.tensor(ids)
+        batch["labels"][i, span] = torch.tensor(labels)
+        batch["attention_mask"][i, span] = 1
+    batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    return batch
+
+
+def lora_grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def loss_and_grads(model, batch, **kwargs):
+    model.zero_grad()
+    loss = model(**batch, **kwargs).loss
+    loss.backward()
+    return loss.detach(), lora_grads(model)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_fast_head_matches_model_loss_fp32(tokenizer, fpb_rows, padding_side):
+    model = lora(tiny_llama(len(tokenizer)))
+    batch = make_batch(tokenizer, fpb_rows.select(range(6)), padding_side)
+    slow_loss, slow_grads = loss_and_grads(model, batch)
+    assert add_answer_only_lm_head(model.get_base_model())
+    fast_loss, fast_grads = loss_and_grads(model, batch, fused_lm_head=True)
+    torch.testing.assert_close(fast_loss, slow_loss, atol=1e-5, rtol=1e-5)
+    assert slow_grads.keys() == fast_grads.keys() and len(slow_grads) > 0
+    for name in slow_grads:
+        torch.testing.assert_close(fast_grads[name], slow_grads[name], atol=1e-6, rtol=1e-4, msg=name)
+    # Without the flag the model's own forward (full logits) is unchanged: generation/eval are untouched.
+    assert model(**batch).logits.shape[:2] == batch["input_ids"].shape
+
+
+def test_num_items_in_batch_normalises_like_transformers(tokenizer, fpb_rows):
+    model = lora(tiny_llama(len(tokenizer)))
+    batch = make_batch(tokenizer, fpb_rows.select(range(4)), "right")
+    slow = model(**batch, num_items_in_batch=torch.tensor(37)).loss
+    add_answer_only_lm_head(model.get_base_model())
+    fast = model(**batch, fused_lm_head=True, num_items_in_batch=torch.tensor(37))
+    torch.testing.assert_close(fast.loss, slow, atol=1e-5, rtol=1e-5)
+    answer_tokens = int((batch["labels"][:, 1:] != -100).sum())
+    assert int(fast.label_mask.sum()) == answer_tokens
+    assert (fast.log_probs[~fast.label_mask] == 0).all() and (fast.log_probs[fast.label_mask] < 0).all()
+
+
+def test_fast_head_bf16_autocast_is_close(tokenizer, fpb_rows):
+    model = lora(tiny_llama(len(tokenizer)))
+    batch = make_batch(tokenizer, fpb_rows.select(range(8)), "right")
+    slow_loss, slow_grads = loss_and_grads(model, batch)
+    add_answer_only_lm_head(model.get_base_model())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.zero_grad()
+        loss = model(**batch, fused_lm_head=True).loss
+    assert loss.dtype == torch.float32  # the softmax/NLL stay in float32
+    loss.backward()
+    fast_grads = lora_grads(model)
+    assert abs(loss.item() - slow_loss.item()) <= BF16_LOSS_RTOL * abs(slow_loss.item())
+    flat = lambda g: torch.cat([v.flatten() for _, v in sorted(g.items())])  # noqa: E731
+    cosine = torch.nn.functional.cosine_similarity(flat(fast_grads), flat(slow_grads), dim=0)
+    assert cosine > 0.99
+
+
+def test_untied_head_and_large_chunks(tokenizer, fpb_rows, monkeypatch):
+    """Full-sequence loss (every token labelled) goes through the checkpointed chunks."""
+    from fingpt_hf.training import answer_logits
+
+    model = tiny_llama(len(tokenizer), tie=False)
+    batch = make_batch(tokenizer, fpb_rows.select(range(3)), "right")
+    batch["labels"] = torch.where(batch["attention_mask"].bool(), batch["input_ids"], -100)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.lm_head.weight.requires_grad_(True)  # the head's own gradient must survive chunking too
+    slow_loss, slow_grads = loss_and_grads(model, batch)
+    monkeypatch.setattr(answer_logits, "CHUNK_ROWS", 16)
+    add_answer_only_lm_head(model)
+    fast_loss, fast_grads = loss_and_grads(model, batch, fused_lm_head=True)
+    torch.testing.assert_close(fast_loss, slow_loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_grads["lm_head.weight"], slow_grads["lm_head.weight"], atol=1e-6, rtol=1e-4)
+
+
+def test_models_without_a_head_split_are_left_alone():
+    bare = LlamaModel(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, num_key_value_heads=1))
+    assert find_backbone_and_head(bare) is None
+    forward = bare.forward
+    assert add_answer_only_lm_head(bare) is False and bare.forward == forward
+
+
+def test_resolve_fast_bf16():
+    assert resolve_fast_bf16("auto", "cpu") == cpu_supports_bf16()
+    assert resolve_fast_bf16(True, "cpu") is True and resolve_fast_bf16(False, "cpu") is False
+    with pytest.raises(ValueError, match="fast_bf16"):
+        resolve_fast_bf16("yes", "cpu")
+
+
+def _trainer(cls, tokenizer, rows, tmp_path, seed=0, **kwargs):
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    data = Dataset.from_dict({"prompt": [format_prompt(r) for r in rows], "completion": [r["output"] for r in rows]})
+    args = SFTConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=3, logging_steps=1, learning_rate=1e-3,
+        save_strategy="no", report_to="none", use_cpu=True, bf16=False, activation_checkpointing=False,
+        disable_tqdm=True, seed=0,
+    )
+    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    return cls(model=tiny_llama(len(tokenizer), seed=seed), args=args, train_dataset=data,
+               processing_class=tokenizer, peft_config=peft_config, **kwargs)
+
+
+def test_compute_loss_and_metrics_match_sft_trainer(tokenizer, fpb_rows, tmp_path):
+    from trl import SFTTrainer
+
+    fast = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "fast", fast_bf16=False)
+    slow = _trainer(SFTTrainer, tokenizer, fpb_rows, tmp_path / "slow")
+    assert fast.answer_only_head and not fast.fast_bf16
+    batch = fast.data_collator([fast.train_dataset[i] for i in range(8)])
+    losses = {}
+    for name, trainer in (("fast", fast), ("slow", slow)):
+        trainer.model.train()
+        with trainer.compute_loss_context_manager():
+            losses[name] = trainer.compute_loss(trainer.model, dict(batch)).item()
+    assert math.isclose(losses["fast"], losses["slow"], rel_tol=1e-5)
+    for key in ("entropy", "mean_token_accuracy"):
+        assert fast._metrics["train"][key] == pytest.approx(slow._metrics["train"][key], rel=1e-4)
+
+
+def test_fast_trainer_trains_in_bf16_and_logs_trl_metrics(tokenizer, fpb_rows, tmp_path):
+    trainer = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path, fast_bf16=True)
+    assert trainer.fast_bf16
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 3
+    for entry in logs:
+        assert math.isfinite(entry["loss"]) and entry["loss"] > 0
+        assert 0 <= entry["mean_token_accuracy"] <= 1 and entry["entropy"] > 0
+    changed = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert changed, "LoRA weights should move"
+
+
+def test_fast_trainer_warns_and_falls_back(tokenizer, fpb_rows, tmp_path, monkeypatch, caplog):
+    from fingpt_hf.training import fast_trainer
+
+    monkeypatch.setattr(fast_trainer, "add_answer_only_lm_head", lambda model: False)
+    with caplog.at_level(logging.WARNING, logger=fast_trainer.__name__):
+        trainer = _trainer(FastSFTTrainer, tokenizer, fpb_rows.select(range(8)), tmp_path)
+    assert not trainer.answer_only_head
+    assert "standard loss" in caplog.text
+
+
+def test_bf16_frozen_weights_change_nothing_under_autocast(tokenizer, fpb_rows):
+    from fingpt_hf.training.fast_trainer import cast_frozen_linear_weights
+
+    model = lora(tiny_llama(len(tokenizer)))
+    add_answer_only_lm_head(model.get_base_model())
+    batch = make_batch(tokenizer, fpb_rows.select(range(4)), "right")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference, ref_grads = loss_and_grads(model, batch, fused_lm_head=True)
+        saved = cast_frozen_linear_weights(model, torch.bfloat16)
+        cast_loss, cast_grads = loss_and_grads(model, batch, fused_lm_head=True)
+    assert len(saved) == 2 * 7  # 2 layers x (q, k, v, o, gate, up, down); not the tied head, not LoRA
+    assert model.get_base_model().lm_head.weight.dtype == torch.float32
+    assert torch.equal(cast_loss, reference)
+    for name in ref_grads:
+        torch.testing.assert_close(cast_grads[name], ref_grads[name], atol=0, rtol=0, msg=name)
+
+
+def test_train_restores_float32_weights(tokenizer, fpb_rows, tmp_path):
+    trainer = _trainer(FastSFTTrainer, tokenizer, fpb_rows.select(range(16)), tmp_path, fast_bf16=True)
+    frozen = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    trainer.train()
+    for name, param in trainer.model.named_parameters():
+        if name in frozen:
+            assert param.dtype == torch.float32 and torch.equal(param, frozen[name]), name
