@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from fingpt_hf.data.benchmarks import load_benchmark
 from fingpt_hf.data.labels import LABELS
 from fingpt_hf.data.prompts import format_prompt
 from fingpt_hf.evaluation.scoring import pick_labels, score_labels, shared_prefix_length, tokenize_labels
+from fingpt_hf.families.registry import get_family
+from fingpt_hf.training.collator import tokenize_prompt_completion
+from tiny_models import tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -21,25 +24,22 @@ def tokenizer(default_model_path):
 
 @pytest.fixture(scope="module")
 def tiny_model(tokenizer):
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=tokenizer.pad_token_id)
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(len(tokenizer), hidden_size=64, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
 
 
 def brute_force(model, tokenizer, prompt: str, labels, add_special_tokens=True) -> list[float]:
-    """log P(label tokens | shared context), one unpadded full forward per label, no cache."""
-    joint = [tokenizer(prompt + label, add_special_tokens=add_special_tokens)["input_ids"] for label in labels]
-    cut = 0
-    while all(len(j) > cut + 1 for j in joint) and len({j[cut] for j in joint}) == 1:
-        cut += 1
+    """log P(label tokens | prompt), one unpadded full forward per label, no cache.
+
+    Prompt and label are tokenized separately, as the trainer does (``tokenize_prompt_completion``).
+    """
+    context = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
     out = []
-    for ids in joint:
+    for label in labels:
+        ids = context + tokenizer(label, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids])).logits[0].float()
         logp = torch.log_softmax(logits, -1)
-        out.append(sum(float(logp[t - 1, ids[t]]) for t in range(cut, len(ids))))
+        out.append(sum(float(logp[t - 1, ids[t]]) for t in range(len(context), len(ids))))
     return out
 
 
@@ -47,15 +47,18 @@ def fpb_prompts(n: int) -> list[str]:
     return [format_prompt(row) for row in load_benchmark("fpb", "test").select(range(n))]
 
 
-def test_fingpt_prompt_boundary_merges_space_into_label(tokenizer):
+def test_scoring_sees_exactly_the_training_tokens(tokenizer):
     prompts = fpb_prompts(2)
-    items = tokenize_labels(tokenizer, prompts, LABELS)
+    family = get_family("llama")
+    items = tokenize_labels(tokenizer, prompts, LABELS, family=family)
     for prompt, item in zip(prompts, items):
-        # "Answer: " + "positive" tokenizes as ... ":" "Ġpositive": the space belongs to the label.
-        assert tokenizer.decode(item.context).endswith("Answer:")
-        assert [tokenizer.decode(t) for t in item.tails] == [" negative", " neutral", " positive"]
-        # exactly the tokens TRL trains on for prompt + completion
-        assert item.context + item.tails[2] == tokenizer(prompt + "positive")["input_ids"]
+        # The prompt keeps its trailing space token and each label is tokenized on its own, exactly
+        # as the trainer encodes prompt + completion (minus the EOS it trains on).
+        assert tokenizer.decode(item.context).endswith("Answer: ")
+        assert [tokenizer.decode(t) for t in item.tails] == list(LABELS)
+        trained = tokenize_prompt_completion({"prompt": prompt, "completion": "positive"}, tokenizer, family)
+        assert item.context + item.tails[2] + [tokenizer.eos_token_id] == trained["input_ids"]
+        assert trained["completion_mask"].index(1) == len(item.context)
     assert shared_prefix_length(items) >= 20  # FinGPT's instruction is shared
 
 

@@ -154,9 +154,11 @@ def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progres
     add_special = config.prompt_style != "chat"  # a chat template already has its special tokens
     if config.mode == "score":
         from fingpt_hf.evaluation.scoring import pick_labels, score_labels
+        from fingpt_hf.families.registry import get_family
 
         scores = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=config.batch_size,
-                              add_special_tokens=add_special, progress=progress)
+                              add_special_tokens=add_special, progress=progress,
+                              family=get_family(loaded.model.config))
         labels = pick_labels(scores, LABELS)
         return list(labels), list(labels), scores
     from fingpt_hf.evaluation.generation import generate_answers

@@ -1,23 +1,22 @@
 """Constrained label scoring: the label whose tokens are most likely after the prompt wins.
 
-For each example and label we score the text ``prompt + label`` exactly as training sees it: the
-completion (the label word) appended to the prompt and tokenized jointly, as TRL does for
-prompt-completion rows. FinGPT's prompt ends with ``"Answer: "``, and most BPE tokenizers merge
-that trailing space into the label (``"Answer: positive"`` -> ``Answer | : | Ġpositive``), so the
-prompt's own last token (``Ġ``) is not a prefix of any label's sequence. We therefore take the
-longest token prefix that all labels' joint tokenizations share as the context, encode it once,
-and score each label's remaining tokens (its "tail") from the key/value cache.
+Each example is tokenized exactly as training tokenizes it (``fingpt_hf.training.collator``):
+the prompt on its own (with the tokenizer's and the family's special tokens), then each label
+on its own. FinGPT trains this way too, so with its prompt ("... Answer: ") the model learns
+the label right after the prompt's trailing space token; scoring the jointly tokenized
+``"Answer: positive"`` (``Ġpositive``) instead would ask a tuned model for tokens it never
+learned. The context is therefore the whole prompt, shared by all labels, and each label's
+ids are its "tail".
 
 The score is the summed log-probability of the tail tokens (not divided by the length): it is the
-log-likelihood of the whole label given the shared context, so labels of different token lengths
-compete on the probability of the text itself. EOS is not appended: every label would get it, and
-on an untuned model its probability after a label is noise. Scoring never produces an invalid
-answer.
+log-likelihood of the whole label given the prompt, so labels of different token lengths compete
+on the probability of the text itself. EOS is not appended: every label would get it, and on an
+untuned model its probability after a label is noise. Scoring never produces an invalid answer.
 
 Cost: the instruction that every prompt starts with is encoded once per data set; then one
 forward pass per batch over the rest of each context (only the last position's logits are
-computed) and, only when some label has more than one tail token, one short pass over the
-labels' tails with the cache repeated per label.
+computed) and, only when some label has more than one token, one short pass over the labels'
+tails with the cache repeated per label.
 """
 
 from __future__ import annotations
@@ -52,24 +51,18 @@ def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 
 
 def tokenize_labels(
-    tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True
+    tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True, family=None
 ) -> list[LabelTokens]:
-    """Split ``prompt + label`` tokenizations into a shared context and per-label tails."""
-    texts = [prompt + label for prompt in prompts for label in labels]
-    ids = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+    """Each prompt's ids (the context) and each label's ids (the tails), as training encodes them."""
+    from fingpt_hf.families.catalog import GENERIC
+    from fingpt_hf.training.collator import encode_completion, encode_prompt
+
+    family = family or GENERIC
+    tails = [encode_completion(label, tokenizer, family, add_eos=False) for label in labels]
     out = []
-    n = len(labels)
-    for i in range(len(prompts)):
-        joint = ids[i * n:(i + 1) * n]
-        cut = _common_prefix_length(joint)
-        if cut == 0:
-            raise FinGPTError(f"example {i}: the labels' tokenizations share no context token with the prompt")
-        # Keep at least one tail token per label (a label that is a prefix of another would otherwise
-        # have an empty tail and a log-likelihood of 0).
-        cut = min(cut, min(len(j) for j in joint) - 1)
-        if cut < 1:
-            raise FinGPTError(f"example {i}: a label adds no token to the prompt; cannot score it")
-        out.append(LabelTokens(context=list(joint[0][:cut]), tails=[list(j[cut:]) for j in joint]))
+    for prompt in prompts:
+        prefix, body, suffix = encode_prompt(prompt, tokenizer, family, add_special_tokens)
+        out.append(LabelTokens(context=prefix + body + suffix, tails=tails))
     return out
 
 
@@ -185,6 +178,7 @@ def score_labels(
     add_special_tokens: bool = True,
     progress: Callable | None = None,
     share_prefix: bool = True,
+    family=None,
 ) -> list[list[float]]:
     """Per example (in input order), the summed log-likelihood of each label after its prompt.
 
@@ -196,7 +190,7 @@ def score_labels(
     """
     if not prompts:
         return []
-    items = tokenize_labels(tokenizer, prompts, labels, add_special_tokens=add_special_tokens)
+    items = tokenize_labels(tokenizer, prompts, labels, add_special_tokens=add_special_tokens, family=family)
     pad_id = _pad_id(tokenizer)
     prefix_len = shared_prefix_length(items) if share_prefix else 0
     prefix_cache = encode_prefix(model, items[0].context[:prefix_len]) if prefix_len >= MIN_SHARED_PREFIX else None
@@ -217,6 +211,7 @@ def pick_labels(scores: Sequence[Sequence[float]], labels: Sequence[str]) -> lis
     return [labels[max(range(len(labels)), key=lambda j: row[j])] for row in scores]
 
 
-def context_token_count(tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True) -> int:
-    """Total shared-context tokens (what the scoring forward pass processes, without padding)."""
-    return sum(len(it.context) for it in tokenize_labels(tokenizer, prompts, labels, add_special_tokens))
+def context_token_count(tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True,
+                        family=None) -> int:
+    """Total context tokens (what the scoring forward pass processes, without padding)."""
+    return sum(len(it.context) for it in tokenize_labels(tokenizer, prompts, labels, add_special_tokens, family))

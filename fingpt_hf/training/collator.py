@@ -38,25 +38,18 @@ def _find(haystack: Sequence[int], needle: Sequence[int]) -> int | None:
     return None
 
 
-def tokenize_prompt_completion(
-    example: Mapping[str, Any],
-    tokenizer: Any,
-    family: FamilySpec,
-    max_length: int | None = None,
-) -> dict[str, list[int]]:
-    """Tokenize one ``{"prompt", "completion"}`` row into ``input_ids`` and ``completion_mask``.
+def encode_prompt(
+    prompt: str, tokenizer: Any, family: FamilySpec, add_special_tokens: bool = True
+) -> tuple[list[int], list[int], list[int]]:
+    """A prompt's ids as ``(prefix, body, suffix)``: special tokens before and after its text.
 
     The prompt keeps the special tokens the tokenizer adds around it (BOS, ChatGLM's
     ``[gMASK] sop``; a trailing EOS is dropped since it would end the text before the answer),
-    and a family's prefix tokens are added if the tokenizer left them out. The completion is
-    tokenized without special tokens, followed by EOS when ``family.add_eos``. Over
-    ``max_length``, prompt text is dropped from the left (after the prefix tokens): the answer
-    is what we train on, and the end of the prompt ("Answer: ") sits next to it.
+    and a family's prefix tokens are added if the tokenizer left them out. Training and
+    evaluation both encode prompts here, so a model is scored on exactly the context it was
+    trained on.
     """
-    prompt, completion = example.get("prompt"), example.get("completion")
-    if not isinstance(prompt, str) or not isinstance(completion, str):
-        raise FinGPTError("a training example needs string 'prompt' and 'completion' columns")
-    with_special = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    with_special = list(tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"])
     body = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     start = _find(with_special, body)
     if start is None:
@@ -74,8 +67,14 @@ def tokenize_prompt_completion(
             )
         if _find(prefix + body + suffix, wanted) is None:
             prefix = wanted + prefix
+    return prefix, body, suffix
+
+
+def encode_completion(completion: str, tokenizer: Any, family: FamilySpec, add_eos: bool | None = None) -> list[int]:
+    """The answer's ids: tokenized on its own (as FinGPT does), then EOS when the family wants it."""
     answer = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    if family.add_eos:
+    eos_id = getattr(tokenizer, "eos_token_id", None)
+    if family.add_eos if add_eos is None else add_eos:
         if eos_id is None:
             raise FinGPTError(
                 f"the {family.name} tokenizer has no EOS token; call "
@@ -84,7 +83,30 @@ def tokenize_prompt_completion(
         if not answer or answer[-1] != eos_id:
             answer.append(eos_id)
     if not answer:
-        raise FinGPTError("a training example has an empty completion")
+        raise FinGPTError(f"the answer {completion!r} has no tokens")
+    return answer
+
+
+def tokenize_prompt_completion(
+    example: Mapping[str, Any],
+    tokenizer: Any,
+    family: FamilySpec,
+    max_length: int | None = None,
+    add_special_tokens: bool = True,
+) -> dict[str, list[int]]:
+    """Tokenize one ``{"prompt", "completion"}`` row into ``input_ids`` and ``completion_mask``.
+
+    Prompt and completion are tokenized separately (``encode_prompt``, ``encode_completion``),
+    as FinGPT's own training does, so the model learns the answer right after the prompt's
+    last token, which is exactly what it sees when generating or scoring from that prompt.
+    Over ``max_length``, prompt text is dropped from the left (after the prefix tokens): the
+    answer is what we train on, and the end of the prompt ("Answer: ") sits next to it.
+    """
+    prompt, completion = example.get("prompt"), example.get("completion")
+    if not isinstance(prompt, str) or not isinstance(completion, str):
+        raise FinGPTError("a training example needs string 'prompt' and 'completion' columns")
+    prefix, body, suffix = encode_prompt(prompt, tokenizer, family, add_special_tokens)
+    answer = encode_completion(completion, tokenizer, family)
     if max_length is not None:
         room = max_length - len(prefix) - len(suffix) - len(answer)
         if room < 0:

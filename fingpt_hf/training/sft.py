@@ -84,7 +84,9 @@ def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: 
 
     def encode(row: Mapping[str, Any]) -> dict[str, Any]:
         example = {"prompt": format_prompt(row, style=prompt_style, tokenizer=tokenizer), "completion": row["output"]}
-        return tokenize_prompt_completion(example, tokenizer, family, max_length=max_length)
+        # a chat template already carries its special tokens
+        return tokenize_prompt_completion(example, tokenizer, family, max_length=max_length,
+                                          add_special_tokens=prompt_style != "chat")
 
     return rows.map(encode, remove_columns=rows.column_names, desc="Tokenizing")
 
