@@ -78,15 +78,20 @@ def _report_to(value: Any) -> list[str]:
 
 
 def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: int | None):
-    """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``/``completion_mask`` (answer + EOS)."""
+    """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``, ``completion_mask`` and ``labels``."""
     from fingpt_hf.data.prompts import format_prompt
     from fingpt_hf.training.collator import tokenize_prompt_completion
 
     def encode(row: Mapping[str, Any]) -> dict[str, Any]:
         example = {"prompt": format_prompt(row, style=prompt_style, tokenizer=tokenizer), "completion": row["output"]}
         # a chat template already carries its special tokens
-        return tokenize_prompt_completion(example, tokenizer, family, max_length=max_length,
-                                          add_special_tokens=prompt_style != "chat")
+        ids = tokenize_prompt_completion(example, tokenizer, family, max_length=max_length,
+                                         add_special_tokens=prompt_style != "chat")
+        # Loss on the answer (+ EOS) only. We set the labels ourselves: TRL folds `completion_mask`
+        # into labels only for data sets it recognises as prompt-completion, which a pre-tokenized
+        # one is not, and would otherwise train on every token; a `labels` column it leaves as is.
+        ids["labels"] = [t if m else -100 for t, m in zip(ids["input_ids"], ids["completion_mask"])]
+        return ids
 
     return rows.map(encode, remove_columns=rows.column_names, desc="Tokenizing")
 
