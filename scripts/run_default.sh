@@ -14,4 +14,4 @@ $BIN/fingpt-hf data stats
 $BIN/fingpt-hf model prepare-default
 $BIN/python recipes/sft.py --config recipes/smollm2-135m/sft_lora.yaml --output_dir "$OUT"
 $BIN/python recipes/evaluate.py --config recipes/smollm2-135m/eval.yaml --adapter "$OUT" --output_dir "$OUT/eval"
-$BIN/fingpt-hf compare "$OUT/eval" benchmarks/results/tfidf_logreg --published
+$BIN/fingpt-hf compare "$OUT/eval" benchmarks/results/tfidf_logreg
