@@ -178,6 +178,16 @@ class HubHandler(BaseHTTPRequestHandler):
             self._error(404, "Repository not found", "RepoNotFound", head=head)
         return found
 
+    def _commit(self, repo: str, rev: str, head: bool = False) -> Commit | None:
+        """The commit ``rev`` names in ``repo``; None after answering 404 when either is unknown."""
+        found = self._repo(repo, head=head)
+        if found is None:
+            return None
+        commit = found.resolve(rev)
+        if commit is None:
+            self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound", head=head)
+        return commit
+
     def create_repo(self, query: dict) -> None:
         payload = json.loads(self._body() or b"{}")
         if payload.get("type", "model") != "model":
@@ -275,28 +285,22 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def repo_info(self, query: dict, repo: str, rev: str = "main") -> None:
         with self.state.lock:
-            found = self._repo(repo)
-            if found is None:
-                return
-            commit = found.resolve(rev)
+            commit = self._commit(repo, rev)
             if commit is None:
-                return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+                return
             self._json(200, {
                 "_id": hashlib.md5(repo.encode()).hexdigest(), "id": repo, "modelId": repo,
-                "author": repo.split("/")[0], "sha": commit.sha, "private": found.private, "disabled": False,
-                "gated": False, "downloads": 0, "likes": 0, "tags": [], "library_name": "peft",
+                "author": repo.split("/")[0], "sha": commit.sha, "private": self.state.repos[repo].private,
+                "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [], "library_name": "peft",
                 "lastModified": "2025-01-01T00:00:00.000Z", "createdAt": "2025-01-01T00:00:00.000Z",
                 "siblings": [{"rfilename": p} for p in sorted(commit.files)],
             })
 
     def tree(self, query: dict, repo: str, rev: str, path: str = "") -> None:
         with self.state.lock:
-            found = self._repo(repo)
-            if found is None:
-                return
-            commit = found.resolve(rev)
+            commit = self._commit(repo, rev)
             if commit is None:
-                return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+                return
             path = (path or "").strip("/")
             prefix = path + "/" if path else ""
             recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
@@ -323,12 +327,9 @@ class HubHandler(BaseHTTPRequestHandler):
     def resolve(self, query: dict, repo: str, rev: str, path: str) -> None:
         head = self.command == "HEAD"
         with self.state.lock:
-            found = self._repo(repo, head=head)
-            if found is None:
-                return
-            commit = found.resolve(rev)
+            commit = self._commit(repo, rev, head=head)
             if commit is None:
-                return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound", head=head)
+                return
             stored = commit.files.get(path)
             if stored is None:
                 self.send_response(404)

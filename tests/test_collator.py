@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerFast
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.families import family_by_name, prepare_tokenizer, special_prefix_length
 from fingpt_hf.training.collator import AnswerOnlyCollator, model_uses_position_ids, tokenize_prompt_completion
+from tiny_models import tiny_llama_config
 
 WORDS = [
     "<unk>", "<s>", "</s>", "[gMASK]", "sop", "Instruction", ":", "Input", "Answer", "news",
@@ -166,10 +167,7 @@ def test_collator_rejects_bad_features_and_options():
 def _tiny_model(kind: str):
     torch.manual_seed(0)
     if kind == "llama":
-        config = transformers.LlamaConfig(
-            vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, pad_token_id=ID["<pad>"],
-        )
+        config = tiny_llama_config(len(WORDS), pad_token_id=ID["<pad>"])
     elif kind == "bloom":
         config = transformers.BloomConfig(vocab_size=len(WORDS), hidden_size=32, n_layer=2, n_head=4)
     else:  # absolute position embeddings: left padding is wrong without position_ids

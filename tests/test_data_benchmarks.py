@@ -207,7 +207,7 @@ def test_load_benchmark_through_a_patched_hub_loader(hub_like, data_dir, monkeyp
         calls.append((repo_id, config))
         return by_repo[repo_id]
 
-    monkeypatch.setattr(sources.datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr("datasets.load_dataset", fake_load_dataset)  # sources imports datasets where used
     monkeypatch.delenv("FINGPT_DATA_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert sources.resolve_data_dir(None) is None

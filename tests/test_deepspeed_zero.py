@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_models import save_tiny_llama, tiny_sft_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE_IDS = [[1, 259, 1040, 5124, 42, 9, 300, 77], [1, 17, 18, 19, 20, 21, 22, 23]]
@@ -42,24 +43,9 @@ sys.exit(main(sys.argv[1:], callbacks=[SaveLogits()]))
 """
 
 
-def build_tiny_llama(path: Path, tokenizer_source: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=False)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, default_model_path) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("ds") / "llama", default_model_path)
+    return save_tiny_llama(tmp_path_factory.mktemp("ds") / "llama", default_model_path, tie_word_embeddings=False)
 
 
 @pytest.mark.slow
@@ -71,15 +57,8 @@ def test_zero_two_cpu_processes(stage, tiny_model, tmp_path):
 
     if shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None:
         pytest.fail("torchrun is not installed next to the test interpreter")
-    recipe = {
-        "model_name_or_path": str(tiny_model), "use_peft": True, "lora_r": 8, "lora_alpha": 16,
-        "lora_dropout": 0.0, "lora_target_modules": "all-linear",
-        "dataset_mixture": {"datasets": [{"name": "fpb", "weight": 1}], "max_samples": 64},
-        "max_length": 96, "per_device_train_batch_size": 4, "max_steps": 8,
-        "learning_rate": 5.0e-3, "lr_scheduler_type": "constant", "bf16": False, "use_cpu": True,
-        "activation_checkpointing": False, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
-        "seed": 3, "disable_tqdm": True,
-    }
+    recipe = tiny_sft_recipe(tiny_model, max_steps=8, seed=3,
+                             dataset_mixture={"datasets": [{"name": "fpb", "weight": 1}], "max_samples": 64})
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(recipe))
     logits_file = tmp_path / "trainer_logits.pt"

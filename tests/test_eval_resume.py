@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from fingpt_hf.evaluation.results import load_results
+from tiny_models import save_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,14 +62,7 @@ def test_interrupted_run_resumes(default_model_path, tmp_path):
 
 
 def test_overwrite_replaces_a_different_result(default_model_path, tmp_path):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id)
-    model_dir = tmp_path / "tiny"
-    LlamaForCausalLM(config).save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    model_dir = save_tiny_llama(tmp_path / "tiny", default_model_path, pad_token=True)
     out = tmp_path / "eval"
     base = ("--model", str(model_dir), "--datasets", "fiqa", "--dtype", "fp32", "--output-dir", str(out))
     assert run(*base, "--limit", "4").returncode == 0

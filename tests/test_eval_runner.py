@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from fingpt_hf.data.labels import INVALID, LABELS
 from fingpt_hf.errors import FinGPTError
@@ -17,23 +16,14 @@ from fingpt_hf.evaluation.config import EvalConfig
 from fingpt_hf.evaluation.results import RESULTS_SCHEMA_VERSION, load_results, render_markdown_table
 from fingpt_hf.evaluation.runner import run_evaluation
 from fingpt_hf.metrics.parsing import parse_answer
+from tiny_models import save_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_tiny_model(path: Path, tokenizer_dir: Path, hidden: int = 32, seed: int = 0) -> Path:
-    """A random 2-layer llama with the default model's tokenizer, saved as safetensors."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+def make_tiny_model(path: Path, tokenizer_dir: Path, hidden: int = 32) -> Path:
+    """A random 2-layer llama with the default model's tokenizer (pad id set), saved as safetensors."""
+    return save_tiny_llama(path, tokenizer_dir, pad_token=True, hidden_size=hidden, max_position_embeddings=1024)
 
 
 def make_adapter(model_dir: Path, out: Path, base_name: str) -> Path:

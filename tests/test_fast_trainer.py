@@ -8,12 +8,13 @@ import math
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaModel
+from transformers import AutoTokenizer, LlamaModel
 
 from fingpt_hf.data.benchmarks import load_benchmark
 from fingpt_hf.data.prompts import format_prompt
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head
 from fingpt_hf.training.fast_trainer import FastSFTTrainer, cpu_supports_bf16, resolve_fast_bf16
+from tiny_models import tiny_llama, tiny_llama_config
 
 BF16_LOSS_RTOL = 2e-2
 
@@ -26,15 +27,6 @@ def tokenizer(default_model_path):
 @pytest.fixture(scope="module")
 def fpb_rows(data_dir):
     return load_benchmark("fpb", "train", data_dir=data_dir).select(range(48))
-
-
-def tiny_llama(vocab_size: int, seed: int = 0, tie: bool = True) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=tie,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def lora(model):
@@ -75,7 +67,7 @@ def loss_and_grads(model, batch, **kwargs):
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
 def test_fast_head_matches_model_loss_fp32(tokenizer, fpb_rows, padding_side):
-    model = lora(tiny_llama(len(tokenizer)))
+    model = lora(tiny_llama(len(tokenizer), tie_word_embeddings=True))
     batch = make_batch(tokenizer, fpb_rows.select(range(6)), padding_side)
     slow_loss, slow_grads = loss_and_grads(model, batch)
     assert add_answer_only_lm_head(model.get_base_model())
@@ -89,7 +81,7 @@ def test_fast_head_matches_model_loss_fp32(tokenizer, fpb_rows, padding_side):
 
 
 def test_num_items_in_batch_normalises_like_transformers(tokenizer, fpb_rows):
-    model = lora(tiny_llama(len(tokenizer)))
+    model = lora(tiny_llama(len(tokenizer), tie_word_embeddings=True))
     batch = make_batch(tokenizer, fpb_rows.select(range(4)), "right")
     slow = model(**batch, num_items_in_batch=torch.tensor(37)).loss
     add_answer_only_lm_head(model.get_base_model())
@@ -101,7 +93,7 @@ def test_num_items_in_batch_normalises_like_transformers(tokenizer, fpb_rows):
 
 
 def test_fast_head_bf16_autocast_is_close(tokenizer, fpb_rows):
-    model = lora(tiny_llama(len(tokenizer)))
+    model = lora(tiny_llama(len(tokenizer), tie_word_embeddings=True))
     batch = make_batch(tokenizer, fpb_rows.select(range(8)), "right")
     slow_loss, slow_grads = loss_and_grads(model, batch)
     add_answer_only_lm_head(model.get_base_model())
@@ -121,7 +113,7 @@ def test_untied_head_and_large_chunks(tokenizer, fpb_rows, monkeypatch):
     """Full-sequence loss (every token labelled) goes through the checkpointed chunks."""
     from fingpt_hf.training import answer_logits
 
-    model = tiny_llama(len(tokenizer), tie=False)
+    model = tiny_llama(len(tokenizer), tie_word_embeddings=False)
     batch = make_batch(tokenizer, fpb_rows.select(range(3)), "right")
     batch["labels"] = torch.where(batch["attention_mask"].bool(), batch["input_ids"], -100)
     for p in model.parameters():
@@ -136,8 +128,8 @@ def test_untied_head_and_large_chunks(tokenizer, fpb_rows, monkeypatch):
 
 
 def test_models_without_a_head_split_are_left_alone():
-    bare = LlamaModel(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                  num_attention_heads=2, num_key_value_heads=1))
+    bare = LlamaModel(tiny_llama_config(64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                        num_key_value_heads=1))
     assert find_backbone_and_head(bare) is None
     forward = bare.forward
     assert add_answer_only_lm_head(bare) is False and bare.forward == forward
@@ -161,7 +153,7 @@ def _trainer(cls, tokenizer, rows, tmp_path, seed=0, **kwargs):
         disable_tqdm=True, seed=0,
     )
     peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
-    return cls(model=tiny_llama(len(tokenizer), seed=seed), args=args, train_dataset=data,
+    return cls(model=tiny_llama(len(tokenizer), seed=seed, tie_word_embeddings=True), args=args, train_dataset=data,
                processing_class=tokenizer, peft_config=peft_config, **kwargs)
 
 
@@ -209,7 +201,7 @@ def test_fast_trainer_warns_and_falls_back(tokenizer, fpb_rows, tmp_path, monkey
 def test_bf16_frozen_weights_change_nothing_under_autocast(tokenizer, fpb_rows):
     from fingpt_hf.training.fast_trainer import cast_frozen_linear_weights
 
-    model = lora(tiny_llama(len(tokenizer)))
+    model = lora(tiny_llama(len(tokenizer), tie_word_embeddings=True))
     add_answer_only_lm_head(model.get_base_model())
     batch = make_batch(tokenizer, fpb_rows.select(range(4)), "right")
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hub_server import LoopbackHub  # noqa: E402
+from hub_server import LoopbackHub
+from tiny_models import tiny_llama
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DUMMY_TOKEN = "hf_loopbackDummyTokenForTests0123456789"
@@ -74,10 +74,9 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
     from peft import LoraConfig, get_peft_model
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     root = tmp_path_factory.mktemp("trained")
     base_dir, out = root / "base", root / "out"
@@ -86,11 +85,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
                                         eos_token="</s>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         pad_token_id=1, eos_token_id=2, bos_token_id=2)
-    base = LlamaForCausalLM(config)
+    base = tiny_llama(len(vocab), max_position_embeddings=64, pad_token_id=1, eos_token_id=2, bos_token_id=2)
     base.save_pretrained(base_dir)
     tokenizer.save_pretrained(base_dir)
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],

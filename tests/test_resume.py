@@ -14,23 +14,9 @@ import pytest
 import yaml
 
 from fingpt_hf.training.run_info import read_run_info
+from tiny_models import save_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def build_tiny_llama(path: Path, tokenizer_source: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=True)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def command(config: Path, out: Path) -> list[str]:
@@ -45,7 +31,7 @@ def adapter_weights(directory: Path) -> dict:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_adapter(tmp_path, default_model_path):
-    model = build_tiny_llama(tmp_path / "tiny", default_model_path)
+    model = save_tiny_llama(tmp_path / "tiny", default_model_path, tie_word_embeddings=True)
     recipe = {
         "model_name_or_path": str(model), "use_peft": True, "lora_r": 8, "lora_alpha": 16,
         "lora_dropout": 0.1,  # dropout draws random numbers: resuming must restore the RNG state too

@@ -20,41 +20,11 @@ from fingpt_hf.training.checks import check_device_requests, check_output_dir, l
 from fingpt_hf.training.recipe import parse_sft_args, read_recipe_file
 from fingpt_hf.training.run_info import RECIPE_FILE, RUN_INFO_FILE, read_run_info, recipe_hash, write_run_info
 from fingpt_hf.training.sft import run_sft
+from tiny_models import save_tiny_llama, tiny_sft_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = sorted((REPO / "recipes").glob("*/sft_*.yaml"))  # training recipes (eval configs live beside them)
 GPU_RECIPES = [p for p in RECIPES if p.parent.name != "smollm2-135m"]
-
-
-def build_tiny_llama(path: Path, tokenizer_source: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide random Llama with the default model's tokenizer, saved as safetensors."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=True)
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def tiny_recipe(model: Path, **overrides) -> dict:
-    recipe = {
-        "model_name_or_path": str(model),
-        "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
-        "lora_target_modules": "all-linear",
-        "dataset_mixture": {"datasets": [{"name": "fpb", "weight": 1}], "max_samples": 32},
-        "max_length": 96, "per_device_train_batch_size": 4, "max_steps": 4,
-        "learning_rate": 5.0e-3, "lr_scheduler_type": "constant", "bf16": False, "use_cpu": True,
-        "activation_checkpointing": False, "logging_steps": 1, "save_strategy": "no",
-        "report_to": "none", "seed": 7, "disable_tqdm": True,
-    }
-    recipe.update(overrides)
-    return recipe
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -64,7 +34,7 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, default_model_path) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", default_model_path)
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", default_model_path, tie_word_embeddings=True)
 
 
 def parse(recipe: dict, tmp_path: Path, *extra: str):
@@ -112,7 +82,7 @@ def test_gpu_recipes_are_refused_on_cpu(path):
 # -- bad input: clear errors before training ------------------------------------------------------
 
 def test_unknown_recipe_key_names_the_key(tmp_path, tiny_model):
-    config = write_yaml(tmp_path / "typo.yaml", tiny_recipe(tiny_model, lerning_rate=1e-3))
+    config = write_yaml(tmp_path / "typo.yaml", tiny_sft_recipe(tiny_model, lerning_rate=1e-3))
     with pytest.raises(FinGPTError, match=r"typo.yaml: unknown recipe key 'lerning_rate' \(did you mean 'learning_rate'"):
         read_recipe_file(config)
     proc = subprocess.run([sys.executable, str(REPO / "recipes" / "sft.py"), "--config", str(config)],
@@ -123,35 +93,35 @@ def test_unknown_recipe_key_names_the_key(tmp_path, tiny_model):
 
 def test_unknown_command_line_option(tmp_path, tiny_model):
     with pytest.raises(FinGPTError, match=r"unknown option --lora_rank \(did you mean 'lora_r'"):
-        parse(tiny_recipe(tiny_model), tmp_path, "--lora_rank", "4")
+        parse(tiny_sft_recipe(tiny_model), tmp_path, "--lora_rank", "4")
 
 
 def test_command_line_overrides_the_recipe(tmp_path, tiny_model):
-    parsed = parse(tiny_recipe(tiny_model), tmp_path, "--learning_rate", "1e-4", "--lora_target_modules", "q_proj")
+    parsed = parse(tiny_sft_recipe(tiny_model), tmp_path, "--learning_rate", "1e-4", "--lora_target_modules", "q_proj")
     assert parsed.training_args.learning_rate == 1e-4
     assert parsed.explicit["learning_rate"] == 1e-4 and parsed.explicit["max_steps"] == 4
 
 
 def test_unknown_model_path(tmp_path, tiny_model):
     with pytest.raises(FinGPTError, match="model_name_or_path: .*does not exist"):
-        train(tiny_recipe(tiny_model, model_name_or_path=str(tmp_path / "nope")), tmp_path)
+        train(tiny_sft_recipe(tiny_model, model_name_or_path=str(tmp_path / "nope")), tmp_path)
     with pytest.raises(FinGPTError, match="cannot load 'no-such-org/no-such-model'"):
-        train(tiny_recipe(tiny_model, model_name_or_path="no-such-org/no-such-model"), tmp_path)
+        train(tiny_sft_recipe(tiny_model, model_name_or_path="no-such-org/no-such-model"), tmp_path)
     assert not (tmp_path / "out").exists()
 
 
 def test_lora_targets_that_match_nothing(tmp_path, tiny_model):
     with pytest.raises(FinGPTError, match=r"\['query_key_value'\] match no module"):
-        train(tiny_recipe(tiny_model, lora_target_modules=["q_proj", "query_key_value"]), tmp_path)
+        train(tiny_sft_recipe(tiny_model, lora_target_modules=["q_proj", "query_key_value"]), tmp_path)
     assert not (tmp_path / "out").exists()
 
 
 def test_cuda_requests_on_cpu(tmp_path, tiny_model):
     with pytest.raises(FinGPTError, match="fp16: true"):
-        train(tiny_recipe(tiny_model, fp16=True), tmp_path)
+        train(tiny_sft_recipe(tiny_model, fp16=True), tmp_path)
     with pytest.raises(FinGPTError, match="bf16 mixed precision on a GPU"):
-        parse(tiny_recipe(tiny_model, bf16=True, use_cpu=False), tmp_path)
-    parsed = parse(tiny_recipe(tiny_model, load_in_4bit=True), tmp_path)
+        parse(tiny_sft_recipe(tiny_model, bf16=True, use_cpu=False), tmp_path)
+    parsed = parse(tiny_sft_recipe(tiny_model, load_in_4bit=True), tmp_path)
     with pytest.raises(FinGPTError, match="load_in_4bit"):
         check_device_requests(parsed.training_args, parsed.model_args, has_cuda=False)
     assert not (tmp_path / "out").exists()
@@ -188,7 +158,7 @@ def test_run_writes_loadable_adapter_and_metadata(tmp_path, tiny_model):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    recipe = tiny_recipe(tiny_model, eval_holdout=8)
+    recipe = tiny_sft_recipe(tiny_model, eval_holdout=8)
     out = train(recipe, tmp_path)
     assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
     info = read_run_info(out)

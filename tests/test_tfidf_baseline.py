@@ -35,7 +35,7 @@ def test_small_run_writes_standard_output_dir(tmp_path, data_dir):
     assert list(aggregate["results"]) == ["fpb", "fiqa", "tfns", "nwgi"]
     assert aggregate["run"]["train"]["datasets"] == ["fpb", "fiqa", "tfns"]
     assert aggregate["run"]["train"]["rows"] == 450
-    assert (out / "results.md").is_file()
+    assert "Model: `tfidf-logreg`. Metrics x100." in (out / "results.md").read_text()  # no prompt style: none used
     for name, result in aggregate["results"].items():
         assert result["model"]["name_or_path"] == "tfidf-logreg"
         assert result["num_rows"] == 150

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import datasets
+if TYPE_CHECKING:  # imported where used, so the CLI starts without loading datasets
+    import datasets
 
 from fingpt_hf.data.labels import FPB_HUB_LABELS, NWGI_LABELS, TFNS_LABELS, fiqa_label
 from fingpt_hf.data.prompts import NEWS_INSTRUCTION, TWEET_INSTRUCTION
@@ -43,6 +45,8 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
 
 
 def _rows(name: str, instructions: list[str], texts: list[str], labels: list[str]) -> datasets.Dataset:
+    import datasets
+
     return datasets.Dataset.from_dict(
         {"instruction": instructions, "input": texts, "output": labels, "dataset": [name] * len(texts)}
     )
@@ -50,6 +54,8 @@ def _rows(name: str, instructions: list[str], texts: list[str], labels: list[str
 
 def fingpt_split(name: str, raw: datasets.DatasetDict, split: str) -> datasets.Dataset:
     """Turn a source data set (Hub schema) into FinGPT's train or test rows."""
+    import datasets
+
     if name == "fpb":
         part = raw["train"].train_test_split(seed=42)["train" if split == "train" else "test"]
         labels = [FPB_HUB_LABELS[int(x)] for x in part["label"]]
@@ -91,6 +97,8 @@ def load_benchmark(name: str, split: str = "test", data_dir: str | os.PathLike |
 
 def load_benchmark_dict(name: str, data_dir: str | os.PathLike | None = None) -> datasets.DatasetDict:
     """Both splits FinGPT uses (only ``test`` for NWGI when reading the mirror)."""
+    import datasets
+
     check_name_and_split(name, "test")
     raw = load_raw(name, data_dir)
     splits = [s for s in SPLITS if mirror_has_split(name, s, data_dir)]

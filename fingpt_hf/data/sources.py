@@ -12,8 +12,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
+if TYPE_CHECKING:  # imported where used, so the CLI starts without loading datasets
+    import datasets
 
 from fingpt_hf.data.errors import DataFormatError, MissingSplitError
 from fingpt_hf.errors import FinGPTError
@@ -87,6 +89,8 @@ def _read_text(path: Path, encoding: str) -> str:
 
 def read_fpb(path: Path) -> datasets.Dataset:
     """One ``sentence@label`` per line (ISO-8859-1), split at the last '@', as the Hub loader does."""
+    import datasets
+
     text = _read_text(path, "iso-8859-1")
     sentences, labels = [], []
     for number, line in enumerate(io.StringIO(text, newline=None), start=1):
@@ -144,12 +148,16 @@ def _int_column(path: Path, rows: list[dict[str, str]], column: str, allowed: se
 
 
 def read_tfns(path: Path) -> datasets.Dataset:
+    import datasets
+
     rows = read_csv_rows(path, ("text", "label"))
     labels = _int_column(path, rows, "label", {0, 1, 2})
     return datasets.Dataset.from_dict({"text": [r["text"] for r in rows], "label": labels})
 
 
 def read_fiqa(path: Path) -> datasets.Dataset:
+    import datasets
+
     rows = read_csv_rows(path, FIQA_COLUMNS)
     scores = []
     for index, row in enumerate(rows, start=1):
@@ -186,12 +194,16 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
 
 
 def read_nwgi(path: Path) -> datasets.Dataset:
+    import datasets
+
     rows = read_jsonl(path, ("news", "label"))
     return datasets.Dataset.from_dict({"news": [r["news"] for r in rows], "label": [r["label"] for r in rows]})
 
 
 def load_raw(name: str, data_dir: str | os.PathLike | None = None) -> datasets.DatasetDict:
     """The source data set in the Hub's schema, from the mirror when one is given, else the Hub."""
+    import datasets
+
     if name not in HUB_SOURCES:
         raise FinGPTError(f"unknown benchmark {name!r}; choose one of {', '.join(HUB_SOURCES)}")
     source = HUB_SOURCES[name]
@@ -213,6 +225,8 @@ def load_raw(name: str, data_dir: str | os.PathLike | None = None) -> datasets.D
 
 
 def _load_from_hub(source: HubSource) -> datasets.DatasetDict:
+    import datasets
+
     try:
         loaded = datasets.load_dataset(source.repo_id, source.config)
     except RuntimeError as err:

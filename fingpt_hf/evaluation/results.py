@@ -69,6 +69,21 @@ def validate_result(result: Mapping[str, Any], path: str | os.PathLike = "<resul
         raise FinGPTError(f"{path}{where}: 'metrics' must have {', '.join(REQUIRED_METRICS)}; found {have}")
 
 
+def validate_results(data: Any, path: str | os.PathLike = "<results>") -> dict[str, Any]:
+    """Check an aggregate ``{"schema_version", "run", "results"}`` (from a file or built in memory)
+    and return it with ``run`` filled in; raise FinGPTError naming ``path`` and the data set."""
+    path = Path(path)
+    if not isinstance(data, Mapping):
+        raise FinGPTError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    _check_version(path, data)
+    results = data.get("results")
+    if not isinstance(results, dict):
+        raise FinGPTError(f"{path}: 'results' must be an object mapping data set names to results")
+    for name, result in results.items():
+        validate_result(result, path, where=f" (results.{name})")
+    return {"schema_version": data["schema_version"], "run": data.get("run", {}), "results": results}
+
+
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise FinGPTError(f"{path}: results file not found")
@@ -92,16 +107,10 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
     data = _read_json(path)
     if not isinstance(data, dict):
         raise FinGPTError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    _check_version(path, data)
     if "results" not in data:  # a single data set's result.json
         validate_result(data, path)
         return {"schema_version": RESULTS_SCHEMA_VERSION, "run": {}, "results": {data["dataset"]: data}}
-    results = data["results"]
-    if not isinstance(results, dict):
-        raise FinGPTError(f"{path}: 'results' must be an object mapping data set names to results")
-    for name, result in results.items():
-        validate_result(result, path, where=f" (results.{name})")
-    return {"schema_version": data["schema_version"], "run": data.get("run", {}), "results": results}
+    return validate_results(data, path)
 
 
 def load_result(path: str | os.PathLike) -> dict[str, Any]:
@@ -144,7 +153,9 @@ def _model_line(results: Sequence[Mapping[str, Any]]) -> str:
     text = f"Model: `{first['model']['name_or_path']}`"
     if first.get("adapter"):
         text += f" + adapter `{first['adapter']['name_or_path']}`"
-    return text + f" (prompt style {first['prompt_style']}). Metrics x100.\n\n"
+    if first.get("prompt_style"):  # None for baselines that use no prompt (TF-IDF)
+        text += f" (prompt style {first['prompt_style']})"
+    return text + ". Metrics x100.\n\n"
 
 
 def write_predictions(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> Path:

@@ -19,17 +19,15 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.evaluation.results import RESULTS_SCHEMA_VERSION
+from fingpt_hf.evaluation.results import AGGREGATE_FILE, load_results, validate_results
 from fingpt_hf.io import atomic_write_text
 
 TEMPLATE_PATH = Path(__file__).with_name("templates") / "adapter_card.md.j2"
-RESULTS_FILE = "results.json"
 # Where an output directory may keep its aggregate results: evaluation writes DIR/results.json, and
 # a training run that evaluates into OUTPUT_DIR/eval writes OUTPUT_DIR/eval/results.json.
-RESULTS_LOCATIONS: tuple[str, ...] = ("results.json", "eval/results.json")
+RESULTS_LOCATIONS: tuple[str, ...] = (AGGREGATE_FILE, f"eval/{AGGREGATE_FILE}")
 TRAINING_INFO_FILE = "fingpt_run.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
-SUPPORTED_RESULTS_SCHEMA = RESULTS_SCHEMA_VERSION  # the results schema this module reads
 FPB_LICENSE = "cc-by-nc-sa-3.0"
 DEFAULT_LICENSE = "apache-2.0"
 TASK_TYPE = "text-classification"
@@ -81,27 +79,16 @@ def find_results(output_dir: str | os.PathLike) -> Path | None:
     return None
 
 
-def check_results(results: Any, source: str = "results") -> dict[str, Any]:
-    """Validate the aggregate results dict (schema in ARCHITECTURE.md) enough to build a card from it."""
-    if not isinstance(results, Mapping) or not isinstance(results.get("results"), Mapping):
-        raise FinGPTError(f"{source}: expected an object with a 'results' mapping of data set results")
-    version = results.get("schema_version")
-    if version != SUPPORTED_RESULTS_SCHEMA:
-        raise FinGPTError(f"{source}: schema_version {version!r} is not supported (expected {SUPPORTED_RESULTS_SCHEMA})")
-    for name, result in results["results"].items():
-        metrics = result.get("metrics") if isinstance(result, Mapping) else None
-        if not isinstance(metrics, Mapping):
-            raise FinGPTError(f"{source}: result {name!r} has no 'metrics' object")
+def check_results(results: Any, source: str | os.PathLike = "results") -> dict[str, Any]:
+    """The evaluation schema check (``validate_results``) plus what a model-index needs on top:
+    every scalar metric a number in [0, 1] (a table's x100 values would be published as is)."""
+    aggregate = validate_results(results, source)
+    for name, result in aggregate["results"].items():
         for spec in METRICS:
-            value = metrics.get(spec.key)
+            value = result["metrics"][spec.key]
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise FinGPTError(f"{source}: result {name!r} metric {spec.key!r} must be a fraction in [0, 1], got {value!r}")
-    return dict(results)
-
-
-def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate an aggregate results.json."""
-    return check_results(_read_json(Path(path)), str(path))
+    return aggregate
 
 
 def load_training_info(output_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -288,17 +275,18 @@ def render_model_card(
     """
     directory = Path(output_dir) if output_dir is not None else None
     results_dir = Path(".")
+    source: str | os.PathLike = "results"
     if directory is not None:
         if not directory.is_dir():
             raise FinGPTError(f"output directory {directory} does not exist")
         if results is None and (path := find_results(directory)) is not None:
-            results = load_results(path)
+            results, source = load_results(path), path
             results_dir = path.parent.relative_to(directory)
         if training_info is None:
             training_info = load_training_info(directory)
         if adapter_config is None and (directory / ADAPTER_CONFIG_FILE).is_file():
             adapter_config = _read_json(directory / ADAPTER_CONFIG_FILE)
-    per_dataset: dict[str, Mapping[str, Any]] = dict(check_results(results)["results"]) if results is not None else {}
+    per_dataset: dict[str, Mapping[str, Any]] = dict(check_results(results, source)["results"]) if results is not None else {}
     info: Mapping[str, Any] = training_info or {}
     adapter: Mapping[str, Any] = adapter_config or {}
     if repo_id is not None:

@@ -74,7 +74,7 @@ def add_answer_only_lm_head(model: nn.Module) -> bool:
             labels = shift_labels
         labels = labels.to(hidden.device)
         mask = labels != -100
-        log_probs, entropy, is_top1 = score_labels(hidden[mask], labels[mask], head, logit_scale, softcap)
+        log_probs, entropy, is_top1 = _target_log_probs(hidden[mask], labels[mask], head, logit_scale, softcap)
         denom = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
         # masked_scatter keeps an all-ignored micro-batch connected to the graph (a differentiable zero).
         full = lambda x: x.new_zeros(mask.shape).masked_scatter(mask, x)  # noqa: E731
@@ -90,7 +90,7 @@ def add_answer_only_lm_head(model: nn.Module) -> bool:
     return True
 
 
-def score_labels(
+def _target_log_probs(
     hidden: torch.Tensor,
     labels: torch.Tensor,
     head: nn.Linear,

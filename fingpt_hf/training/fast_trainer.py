@@ -24,6 +24,7 @@ import logging
 from typing import Literal
 
 import torch
+from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head
@@ -73,6 +74,16 @@ def cast_frozen_linear_weights(model: torch.nn.Module, dtype: torch.dtype) -> li
     return saved
 
 
+class _RestoreWeightsAtTrainEnd(TrainerCallback):
+    """Restores the float32 frozen weights before any other callback's ``on_train_end``."""
+
+    def __init__(self, trainer: "FastSFTTrainer"):
+        self.trainer = trainer
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trainer.restore_frozen_weights()
+
+
 class FastSFTTrainer(SFTTrainer):
     """``trl.SFTTrainer`` with an answer-only LM head and CPU bf16 autocast.
 
@@ -84,6 +95,8 @@ class FastSFTTrainer(SFTTrainer):
 
     def __init__(self, *args, fast_bf16: FastBF16 = "auto", answer_only_head: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        self._bf16_saved: list[tuple[torch.nn.Module, torch.Tensor]] = []
+        self.callback_handler.callbacks.insert(0, _RestoreWeightsAtTrainEnd(self))
         self.fast_bf16 = resolve_fast_bf16(fast_bf16, self.args.device)
         self.answer_only_head = False
         if answer_only_head:
@@ -102,15 +115,22 @@ class FastSFTTrainer(SFTTrainer):
     @contextlib.contextmanager
     def _frozen_linear_weights_in_bf16(self):
         uses_bf16 = self.fast_bf16 or self.args.bf16
-        if not (uses_bf16 and self.args.device.type == "cpu" and not self.args.fp16):
-            yield
-            return
-        saved = cast_frozen_linear_weights(self.model, torch.bfloat16)
+        if uses_bf16 and self.args.device.type == "cpu" and not self.args.fp16:
+            self._bf16_saved = cast_frozen_linear_weights(self.model, torch.bfloat16)
         try:
             yield
         finally:
-            for module, weight in saved:
-                module.weight.data = weight
+            self.restore_frozen_weights()
+
+    def restore_frozen_weights(self) -> None:
+        """Put the float32 frozen weights back (idempotent).
+
+        Runs first among the callbacks at the end of training (see ``_RestoreWeightsAtTrainEnd``),
+        so callbacks that run the model then, outside autocast, see the model as it was given.
+        """
+        for module, weight in getattr(self, "_bf16_saved", []):
+            module.weight.data = weight
+        self._bf16_saved = []
 
     def compute_loss_context_manager(self) -> contextlib.ExitStack:
         stack = super().compute_loss_context_manager()
