@@ -77,6 +77,14 @@ class ScriptArguments:
         return MixtureConfig.from_dict(self.dataset_mixture)
 
 
+def _read_yaml(path: Path, problem: str) -> Any:
+    """A YAML (or JSON) file's content; ``problem`` starts the error message when it does not parse."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise FinGPTError(f"{problem}: {err}") from None
+
+
 def _load_mapping(text: str, option: str) -> dict[str, Any]:
     """A JSON/YAML mapping given inline (``{...}``) or as a file path."""
     stripped = text.strip()
@@ -89,10 +97,7 @@ def _load_mapping(text: str, option: str) -> dict[str, Any]:
         path = Path(stripped).expanduser()
         if not path.is_file():
             raise FinGPTError(f"{option}: {stripped!r} is neither an inline mapping nor an existing file")
-        try:
-            value = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise FinGPTError(f"{option}: {path} is not valid YAML/JSON: {err}") from None
+        value = _read_yaml(path, f"{option}: {path} is not valid YAML/JSON")
     if not isinstance(value, dict):
         raise FinGPTError(f"{option}: expected a mapping, got {type(value).__name__}")
     return value
@@ -137,10 +142,7 @@ def read_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FinGPTError(f"--config: recipe file {path} not found")
-    try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise FinGPTError(f"{path}: not valid YAML: {err}") from None
+    recipe = _read_yaml(path, f"{path}: not valid YAML")
     if recipe is None:
         recipe = {}
     if not isinstance(recipe, dict):
