@@ -209,9 +209,3 @@ def score_labels(
 def pick_labels(scores: Sequence[Sequence[float]], labels: Sequence[str]) -> list[str]:
     """The highest-scoring label per example (ties go to the first label in ``labels``)."""
     return [labels[max(range(len(labels)), key=lambda j: row[j])] for row in scores]
-
-
-def context_token_count(tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True,
-                        family=None) -> int:
-    """Total context tokens (what the scoring forward pass processes, without padding)."""
-    return sum(len(it.context) for it in tokenize_labels(tokenizer, prompts, labels, add_special_tokens, family))
