@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -76,6 +77,7 @@ class HubState:
         self.lfs_puts: list[str] = []  # sha256 of every LFS object PUT
         self.validated_yaml: list[str] = []
         self.fail_commit_status: int | None = None  # answer every commit with this status
+        self.fail_lfs_status: int | None = None  # answer every LFS object upload with this status
 
     def store_blob(self, data: bytes) -> tuple[str, Path]:
         oid = git_blob_oid(data)
@@ -372,9 +374,16 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def lfs_put(self, query: dict, oid: str) -> None:
         data = self._body()
+        if self.state.fail_lfs_status is not None:
+            return self._error(self.state.fail_lfs_status, "Storage unavailable - injected by the test")
         if hashlib.sha256(data).hexdigest() != oid:
             return self._error(400, "content does not match its sha256")
-        self.state.lfs_path(oid).write_bytes(data)
+        # Two files with the same content upload the same oid from two threads at once: write to
+        # a private name and rename, so a concurrent verify never sees a half-written object.
+        target = self.state.lfs_path(oid)
+        partial = target.with_name(f"{target.name}.{threading.get_ident()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
         with self.state.lock:
             self.state.lfs_puts.append(oid)
         self._send(200)

@@ -242,6 +242,15 @@ def test_failed_commit_leaves_files_and_says_how_to_retry(trained, hub, tmp_path
     assert hub.state.commit_count(REPO_ID) == 2
 
 
+def test_failed_lfs_upload_is_a_clean_error(trained, hub, tmp_path):
+    hub.state.fail_lfs_status = 503
+    proc = run_cli(["push", str(trained["out"]), "--repo-id", REPO_ID], hub_env(hub, tmp_path / "hf-home"))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and DUMMY_TOKEN not in proc.stderr
+    assert "503" in proc.stderr and f"retry with: fingpt-hf push {trained['out']} --repo-id {REPO_ID}" in proc.stderr
+    assert hub.state.commit_count(REPO_ID) == 1  # the repository was created, nothing was committed
+
+
 def test_push_requires_an_adapter_directory(tmp_path, hub):
     (tmp_path / "empty").mkdir()
     proc = run_cli(["push", str(tmp_path / "empty"), "--repo-id", REPO_ID], hub_env(hub, tmp_path / "hf-home"))

@@ -169,14 +169,16 @@ def write_result(
     result: Mapping[str, Any],
     run: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``DIR/NAME/result.json`` then rewrite ``DIR/results.json`` and ``DIR/results.md``.
+    """Rewrite ``DIR/results.json`` and ``DIR/results.md``, then write ``DIR/NAME/result.json``.
 
     The aggregate keeps every data set already in ``DIR/results.json`` (finished earlier in this
-    or an interrupted run) and adds or replaces this one. Returns the result file's path.
+    or an interrupted run) and adds or replaces this one. ``result.json`` is written last because
+    it is what marks a data set finished (a rerun skips it): a run killed at any point leaves
+    either no marker, or a marker whose result is already in the aggregate. Returns its path.
     """
     output_dir = Path(output_dir)
-    validate_result(result, output_dir / result.get("dataset", "?") / RESULT_FILE)
-    result_path = atomic_write_json(output_dir / result["dataset"] / RESULT_FILE, dict(result))
+    result_path = output_dir / result.get("dataset", "?") / RESULT_FILE
+    validate_result(result, result_path)
     aggregate_path = output_dir / AGGREGATE_FILE
     if aggregate_path.is_file():
         aggregate = load_results(aggregate_path)
@@ -189,4 +191,4 @@ def write_result(
     ordered = list(aggregate["results"].values())
     atomic_write_text(output_dir / MARKDOWN_FILE, "# Evaluation results\n\n" + _model_line(ordered)
                       + render_markdown_table(ordered))
-    return result_path
+    return atomic_write_json(result_path, dict(result))

@@ -40,14 +40,25 @@ IGNORE_PATTERNS: tuple[str, ...] = ("checkpoint-*", ".*", "*/.*")
 
 
 def _upload_errors() -> tuple[type[BaseException], ...]:
-    """What a failed upload raises: HfHubHTTPError/ConnectionError (OSError), bad metadata (ValueError), transport."""
-    errors: list[type[BaseException]] = [OSError, ValueError]
+    """What a failed upload raises: HfHubHTTPError/ConnectionError (OSError), bad metadata (ValueError),
+    transport errors, and the RuntimeError that huggingface_hub wraps a failed LFS object upload in."""
+    errors: list[type[BaseException]] = [OSError, ValueError, RuntimeError]
     for module in ("httpx2", "httpx"):  # huggingface_hub 2.x uses httpx2, 1.x httpx
         try:
             errors.append(importlib.import_module(module).HTTPError)
         except (ImportError, AttributeError):
             pass
     return tuple(errors)
+
+
+def _describe(err: BaseException) -> str:
+    """``Type: first line`` of an error and of what caused it (a wrapped LFS failure says little itself)."""
+    parts = []
+    while err is not None and len(parts) < 3:
+        text = str(err).strip()
+        parts.append(f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__)
+        err = err.__cause__
+    return "; caused by ".join(parts)
 
 
 def files_to_push(output_dir: str | os.PathLike) -> list[str]:
@@ -112,9 +123,8 @@ def push_to_hub(
             repo_id, operations=operations, commit_message=message, revision=revision, repo_type="model"
         )
     except _upload_errors() as err:
-        summary = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FinGPTError(
-            f"pushing {root} to {repo_id} failed ({type(err).__name__}: {summary}). "
+            f"pushing {root} to {repo_id} failed ({_describe(err)}). "
             f"Local files were not changed. Check your token (HF_TOKEN or `hf auth login`) and network, "
             f"then retry with: {retry_command(root, repo_id, private, revision, commit_message)}"
         ) from err
