@@ -1,7 +1,7 @@
 """LoRA training throughput on CPU: FastSFTTrainer vs plain TRL SFTTrainer, side by side.
 
 Same model (the embedded SmolLM2-135M-Instruct by default), same FPB train rows with FinGPT's
-prompt, same LoRA (r=16, all linear layers), batch 8. Each configuration trains a fresh LoRA for
+prompt, same LoRA (r=16, all linear layers, dropout as the CPU recipe: 0), batch 8. Each configuration trains a fresh LoRA for
 ``--warmup`` + ``--steps`` optimizer steps; only the last ``--steps`` are timed. A bf16 matmul
 is timed in the same run to get this machine's peak, and each configuration's useful work is
 reported as a share of it:
@@ -38,6 +38,7 @@ class Config:
     fast: bool  # FastSFTTrainer or plain SFTTrainer
     overrides: dict = field(default_factory=dict)  # SFTConfig fields changed from TRL's defaults
     note: str = ""
+    compile_layers: bool = False  # FastSFTTrainer's regional torch.compile (the CPU recipe's setting)
 
 
 CONFIGS = {
@@ -48,6 +49,13 @@ CONFIGS = {
         True,
         {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
         "FastSFTTrainer, no grad. checkpointing, length-grouped batches",
+    ),
+    "fast-compiled": Config(
+        "fast-compiled",
+        True,
+        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
+        "as 'fast', plus compiled decoder layers (recipes/smollm2-135m)",
+        compile_layers=True,
     ),
     "trl-tuned": Config(
         "trl-tuned",
@@ -128,7 +136,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     n_body = body_linear_params(model)
     vocab_x_hidden = model.get_output_embeddings().weight.numel()
-    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.05,
+    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=args.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
@@ -138,8 +146,9 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
             **cfg.overrides,
         )
         trainer_cls = FastSFTTrainer if cfg.fast else SFTTrainer
+        extra = {"compile_layers": cfg.compile_layers} if cfg.fast else {}
         trainer = trainer_cls(model=model, args=sft_args, train_dataset=dataset,
-                              processing_class=tokenizer, peft_config=lora)
+                              processing_class=tokenizer, peft_config=lora, **extra)
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter
         timer = _step_timer()
@@ -180,12 +189,14 @@ def load_rows(n: int, data_dir: str | None):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
-    parser.add_argument("--configs", default="trl-default,fast-same-args,fast",
+    parser.add_argument("--configs", default="trl-default,fast-same-args,fast,fast-compiled",
                         help=f"comma-separated, from: {', '.join(CONFIGS)}")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps (they include compiling)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-dropout", type=float, default=0.0,
+                        help="the same for every configuration (default: the CPU recipe's 0.0)")
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--peak-size", type=int, default=2048)

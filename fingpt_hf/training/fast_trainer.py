@@ -13,6 +13,12 @@ Two changes, both measured on SmolLM2-135M with LoRA (see benchmarks/train_throu
   weights that require grad). That is exactly the rounding autocast applies anyway, so the
   numbers do not change; the float32 weights are put back when ``train()`` returns.
 
+Optionally (``compile_layers=True``) each decoder layer is compiled with ``torch.compile``
+(regional compilation: the layers share one compiled graph, so the cold start is one layer's
+compile). On CPU this fuses RMSNorm, rotary embeddings and the MLP's activation, which eager
+bf16 runs as separate memory-bound kernels; measured ~17% faster per step on SmolLM2-135M after
+~30 s of compiling.
+
 Everything else (constructor, data handling, collator, metrics, checkpoints, gradient
 accumulation normalisation) is SFTTrainer's own, so it is a drop-in replacement.
 """
@@ -74,6 +80,29 @@ def cast_frozen_linear_weights(model: torch.nn.Module, dtype: torch.dtype) -> li
     return saved
 
 
+def repeated_layers(model: torch.nn.Module) -> torch.nn.ModuleList | None:
+    """The model's stack of decoder layers: its largest ``ModuleList`` whose children share one class."""
+    best = None
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > 1:
+            if len({type(child) for child in module}) == 1 and (best is None or len(module) > len(best)):
+                best = module
+    return best
+
+
+def compile_repeated_layers(model: torch.nn.Module) -> int:
+    """Compile each decoder layer in place (``nn.Module.compile``: parameter names do not change,
+    so checkpoints and adapters are as without it). Returns how many layers were compiled."""
+    layers = repeated_layers(model)
+    if layers is None:
+        logger.warning("compile_layers: %s has no stack of repeated layers; nothing compiled",
+                       type(model).__name__)
+        return 0
+    for layer in layers:
+        layer.compile(dynamic=True)  # batches of every length share one graph
+    return len(layers)
+
+
 class _RestoreWeightsAtTrainEnd(TrainerCallback):
     """Restores the float32 frozen weights before any other callback's ``on_train_end``."""
 
@@ -91,10 +120,13 @@ class FastSFTTrainer(SFTTrainer):
         fast_bf16: ``"auto"`` (default: bf16 autocast on CPUs with native bf16), ``True`` or ``False``.
             ``args.bf16``/``args.fp16`` are honoured as in SFTTrainer whatever this says.
         answer_only_head: set False to keep TRL's LM head (for comparisons).
+        compile_layers: compile each decoder layer in place with ``torch.compile(dynamic=True)``.
     """
 
-    def __init__(self, *args, fast_bf16: FastBF16 = "auto", answer_only_head: bool = True, **kwargs):
+    def __init__(self, *args, fast_bf16: FastBF16 = "auto", answer_only_head: bool = True,
+                 compile_layers: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.compiled_layers = compile_repeated_layers(self.model) if compile_layers else 0
         self._bf16_saved: list[tuple[torch.nn.Module, torch.Tensor]] = []
         self.callback_handler.callbacks.insert(0, _RestoreWeightsAtTrainEnd(self))
         self.fast_bf16 = resolve_fast_bf16(fast_bf16, self.args.device)

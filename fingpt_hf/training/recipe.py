@@ -46,6 +46,11 @@ class ScriptArguments:
         default=True,
         metadata={"help": "Use FastSFTTrainer (logits only at answer positions, bf16 autocast on CPU)."},
     )
+    compile_layers: bool = field(
+        default=False,
+        metadata={"help": "With fast_path: compile each decoder layer with torch.compile (regional "
+                          "compilation; needs a C++ compiler on CPU). Slower start, faster steps."},
+    )
     eval_holdout: float = field(
         default=0.0,
         metadata={"help": "Rows held back from the mixture for evaluation during training: a fraction "

@@ -167,6 +167,8 @@ def run_sft(
                           "set eval_holdout (a fraction such as 0.05, or a row count)")
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise FinGPTError("push_to_hub needs hub_model_id (the Hub repository, e.g. user/fingpt-smollm2-lora)")
+    if script_args.compile_layers and not script_args.fast_path:
+        raise FinGPTError("compile_layers needs fast_path: true")
     check_device_requests(training_args, model_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
     config = check_model_path(model_path, model_args.model_revision, training_args.trust_remote_code)
@@ -221,7 +223,9 @@ def run_sft(
         padding_side="right",
         pad_to_multiple_of=training_args.pad_to_multiple_of,
     )
+    fast_options = {"compile_layers": script_args.compile_layers} if script_args.fast_path else {}
     trainer = _trainer_class(script_args.fast_path)(
+        **fast_options,
         model=model,
         args=training_args,
         train_dataset=train_rows,
