@@ -6,11 +6,13 @@ prompt, same LoRA (r=16, all linear layers, dropout as the CPU recipe: 0), batch
 is timed in the same run to get this machine's peak, and each configuration's useful work is
 reported as a share of it:
 
-    useful FLOPs / step = 4 x (linear params of the decoder body) x (non-pad tokens)
+    useful FLOPs / step = 2 x (linear params of the decoder body) x (non-pad tokens)
+                        + 2 x (linear params of the adapted layers) x (non-pad tokens)
                         + 4 x (vocab x hidden) x (answer tokens)
 
-(forward 2NT + backward to the activations 2NT; a frozen base needs no weight gradients, and the
-LM head is only needed where the loss is). Recomputation by gradient checkpointing, padding and
+(forward 2NT + backward to the activations 2NT; a frozen base needs no weight gradients, the
+backward pass needs to reach no lower than the lowest adapted layer, which is every layer unless
+``--lora-top-layers`` is given, and the LM head is only needed where the loss is). Recomputation by gradient checkpointing, padding and
 prompt-token logits are not useful work, so they lower the share.
 
     python benchmarks/train_throughput.py                # ~3-4 minutes on 2 cores
@@ -117,12 +119,16 @@ def _step_timer():
     return StepTimer()
 
 
-def body_linear_params(model) -> int:
-    """Weights of the linear layers that every token passes through (not embeddings, not the LM head)."""
+def body_linear_params(model, top_layers: int = 0) -> int:
+    """Weights of the linear layers that every token passes through (not embeddings, not the LM head);
+    with ``top_layers``, only those of the last ``top_layers`` decoder layers."""
+    from fingpt_hf.training.fast_trainer import repeated_layers
+
     head = model.get_output_embeddings()
-    return sum(
-        m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head
-    )
+    modules = model.modules()
+    if top_layers:
+        modules = (m for layer in list(repeated_layers(model))[-top_layers:] for m in layer.modules())
+    return sum(m.weight.numel() for m in modules if isinstance(m, torch.nn.Linear) and m is not head)
 
 
 def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
@@ -130,14 +136,17 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from fingpt_hf.families.lora import top_layers
     from fingpt_hf.training.fast_trainer import FastSFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     n_body = body_linear_params(model)
+    n_backward = body_linear_params(model, args.lora_top_layers)
     vocab_x_hidden = model.get_output_embeddings().weight.numel()
     lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=args.lora_dropout,
-                      target_modules="all-linear", task_type="CAUSAL_LM")
+                      target_modules="all-linear", task_type="CAUSAL_LM",
+                      layers_to_transform=top_layers(model, args.lora_top_layers))
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
             output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
@@ -161,7 +170,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
     real = sum(b[0] for b in timed)
     answer = sum(b[1] for b in timed)
     padded = sum(b[2] for b in timed)
-    flops = 4 * n_body * real + 4 * vocab_x_hidden * answer
+    flops = 2 * (n_body + n_backward) * real + 4 * vocab_x_hidden * answer
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "name": cfg.name, "note": cfg.note, "s_per_step": seconds / args.steps,
@@ -195,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (they include compiling)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-top-layers", type=int, default=0,
+                        help="LoRA on the last N layers only, for every configuration (default 0: all)")
     parser.add_argument("--lora-dropout", type=float, default=0.0,
                         help="the same for every configuration (default: the CPU recipe's 0.0)")
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")

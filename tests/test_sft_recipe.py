@@ -202,3 +202,36 @@ def test_default_recipe_two_steps_offline(tmp_path, default_model_path):
     assert json.loads((out / RUN_INFO_FILE).read_text())["global_step"] == 2
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(default_model_path), out)
     assert model(torch.tensor([[1, 2, 3]])).logits.shape[-1] == model.config.vocab_size
+
+
+def test_lora_top_layers_adapts_only_the_last_layers(tmp_path, tiny_model):
+    from safetensors.torch import load_file
+
+    out = train(tiny_sft_recipe(tiny_model, lora_top_layers=1), tmp_path)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == [1]  # the tiny model has layers 0 and 1
+    names = list(load_file(out / "adapter_model.safetensors"))
+    assert names and all(".layers.1." in n for n in names), names
+    with pytest.raises(FinGPTError, match="lora_top_layers: 3 is more than the model's 2 layers"):
+        train(tiny_sft_recipe(tiny_model, lora_top_layers=3), tmp_path / "too-many")
+    with pytest.raises(FinGPTError, match="lora_top_layers: -1"):
+        parse(tiny_sft_recipe(tiny_model, lora_top_layers=-1), tmp_path)
+
+
+def test_backward_stops_below_the_lowest_adapted_layer(tiny_model):
+    """With LoRA on the top layer only and no activation checkpointing, nothing below it joins the
+    autograd graph: that is where lora_top_layers' speed comes from."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fingpt_hf.families.lora import build_lora_config, top_layers
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model = get_peft_model(model, build_lora_config(model, r=4, layers_to_transform=top_layers(model, 1)))
+    seen = {}
+    for i, layer in enumerate(model.get_base_model().model.layers):
+        layer.register_forward_hook(lambda mod, args, out, i=i: seen.__setitem__(
+            i, (out[0] if isinstance(out, tuple) else out).requires_grad))
+    model(torch.tensor([[1, 200, 300, 400]])).logits.sum().backward()
+    assert seen == {0: False, 1: True}

@@ -113,6 +113,19 @@ def resolve_target_modules(
     return targets
 
 
+def top_layers(model: nn.Module, count: int) -> list[int] | None:
+    """Indices of the last ``count`` decoder layers (peft's ``layers_to_transform``); None for all."""
+    if not count:
+        return None
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    total = getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers", None)
+    if not total:
+        raise FinGPTError(f"lora_top_layers: {type(model).__name__}'s config gives no layer count")
+    if count > total:
+        raise FinGPTError(f"lora_top_layers: {count} is more than the model's {total} layers")
+    return list(range(total - count, total))
+
+
 def build_lora_config(
     model: nn.Module,
     *,

@@ -46,10 +46,20 @@ class ScriptArguments:
         default=True,
         metadata={"help": "Use FastSFTTrainer (logits only at answer positions, bf16 autocast on CPU)."},
     )
+    lora_top_layers: int = field(
+        default=0,
+        metadata={"help": "LoRA only on the last N decoder layers (0: all). Gradients then stop at the "
+                          "lowest adapted layer, so the backward pass covers N layers instead of all."},
+    )
     compile_layers: bool = field(
         default=False,
         metadata={"help": "With fast_path: compile each decoder layer with torch.compile (regional "
                           "compilation; needs a C++ compiler on CPU). Slower start, faster steps."},
+    )
+    liger_when_available: bool = field(
+        default=False,
+        metadata={"help": "Turn on use_liger_kernel when training on CUDA with liger-kernel installed "
+                          "(elsewhere training runs without it)."},
     )
     eval_holdout: float = field(
         default=0.0,
@@ -68,6 +78,8 @@ class ScriptArguments:
             raise FinGPTError(
                 f"prompt_style: {self.prompt_style!r} is not one of {', '.join(PROMPT_STYLE_CHOICES)}"
             )
+        if self.lora_top_layers < 0:
+            raise FinGPTError(f"lora_top_layers: {self.lora_top_layers} must be 0 (all layers) or a layer count")
         if self.eval_holdout < 0 or (self.eval_holdout >= 1 and self.eval_holdout != int(self.eval_holdout)):
             raise FinGPTError(
                 f"eval_holdout: {self.eval_holdout} must be a fraction in (0, 1) or a whole number of rows"

@@ -150,10 +150,11 @@ def run_sft(
 
     from fingpt_hf.data.mixture import build_mixture
     from fingpt_hf.families.default_model import resolve_model_path
-    from fingpt_hf.families.lora import build_lora_config
+    from fingpt_hf.families.lora import build_lora_config, top_layers
     from fingpt_hf.families.registry import check_remote_code, get_family
     from fingpt_hf.families.tokenizer import prepare_tokenizer
     from fingpt_hf.training.collator import AnswerOnlyCollator
+    from fingpt_hf.training.liger import enable_liger_when_available
 
     started_at = now_iso()
     recipe = dict(recipe) if recipe is not None else resolved_recipe(script_args, training_args, model_args)
@@ -199,6 +200,7 @@ def run_sft(
         target_modules=lora_targets(model_args.lora_target_modules), family=family,
         use_rslora=model_args.use_rslora, use_dora=model_args.use_dora,
         modules_to_save=model_args.lora_modules_to_save,
+        layers_to_transform=top_layers(model, script_args.lora_top_layers),
     )
 
     # 4. The output directory is ours from here on.
@@ -224,6 +226,7 @@ def run_sft(
         pad_to_multiple_of=training_args.pad_to_multiple_of,
     )
     fast_options = {"compile_layers": script_args.compile_layers} if script_args.fast_path else {}
+    liger = enable_liger_when_available(training_args, script_args.liger_when_available)
     trainer = _trainer_class(script_args.fast_path)(
         **fast_options,
         model=model,
@@ -246,7 +249,7 @@ def run_sft(
         write_run_info(output_dir, recipe=recipe, status="completed", started_at=started_at, model=model_info,
                        mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
                        world_size=state.num_processes, log_history=trainer.state.log_history,
-                       finished_at=now_iso(), extra={"prompt_style": prompt_style,
+                       finished_at=now_iso(), extra={"prompt_style": prompt_style, "liger_kernel": liger,
                                                      "global_step": trainer.state.global_step})
     state.wait_for_everyone()
     if push and state.is_main_process:
