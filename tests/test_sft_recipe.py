@@ -213,7 +213,7 @@ def test_lora_top_layers_adapts_only_the_last_layers(tmp_path, tiny_model):
     names = list(load_file(out / "adapter_model.safetensors"))
     assert names and all(".layers.1." in n for n in names), names
     with pytest.raises(FinGPTError, match="lora_top_layers: 3 is more than the model's 2 layers"):
-        train(tiny_sft_recipe(tiny_model, lora_top_layers=3), tmp_path / "too-many")
+        train(tiny_sft_recipe(tiny_model, lora_top_layers=3), tmp_path, "--overwrite_output_dir", "true")
     with pytest.raises(FinGPTError, match="lora_top_layers: -1"):
         parse(tiny_sft_recipe(tiny_model, lora_top_layers=-1), tmp_path)
 
