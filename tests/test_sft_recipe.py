@@ -204,6 +204,24 @@ def test_default_recipe_two_steps_offline(tmp_path, default_model_path):
     assert model(torch.tensor([[1, 2, 3]])).logits.shape[-1] == model.config.vocab_size
 
 
+def test_accelerate_launch_with_one_process(tmp_path, tiny_model):
+    """`accelerate launch recipes/sft.py ...` (one CPU process) trains and saves like `python recipes/sft.py`."""
+    from peft import PeftConfig
+
+    config = write_yaml(tmp_path / "recipe.yaml", tiny_sft_recipe(tiny_model))
+    out = tmp_path / "launched"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
+         str(REPO / "recipes" / "sft.py"), "--config", str(config), "--output_dir", str(out)],
+        capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = read_run_info(out)
+    assert info["status"] == "completed" and info["world_size"] == 1
+    assert PeftConfig.from_pretrained(out).base_model_name_or_path == str(tiny_model)
+
+
 def test_lora_top_layers_adapts_only_the_last_layers(tmp_path, tiny_model):
     from safetensors.torch import load_file
 
