@@ -16,6 +16,13 @@ PromptStyle = Literal["fingpt", "chat"]
 PROMPT_STYLES: tuple[str, ...] = ("fingpt", "chat")
 
 
+def adds_special_tokens(style: str) -> bool:
+    """Whether the tokenizer should add its special tokens (BOS, ...) to a prompt of ``style``:
+    not for ``chat``, whose template already carries them. Training and evaluation both ask here,
+    so a model is scored on the same token sequence it was trained on."""
+    return style != "chat"
+
+
 def format_prompt(
     row: Mapping[str, Any] | str,
     text: str | None = None,

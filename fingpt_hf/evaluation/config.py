@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from fingpt_hf.data.benchmarks import BENCHMARK_NAMES
 from fingpt_hf.data.labels import LABELS
+from fingpt_hf.data.prompts import PROMPT_STYLES
 from fingpt_hf.errors import FinGPTError
 
 MODES: tuple[str, ...] = ("score", "generate")
@@ -111,8 +112,8 @@ class EvalConfig:
             raise FinGPTError(f"--mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.parser not in ("strict", "fingpt"):
             raise FinGPTError(f"--parser {self.parser!r}; choose strict or fingpt")
-        if self.prompt_style not in ("fingpt", "chat"):
-            raise FinGPTError(f"--prompt-style {self.prompt_style!r}; choose fingpt or chat")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise FinGPTError(f"--prompt-style {self.prompt_style!r}; choose {' or '.join(PROMPT_STYLES)}")
         if self.dtype not in DTYPES:
             raise FinGPTError(f"--dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
         unknown = [n for n in self.dataset_names if n not in BENCHMARK_NAMES]

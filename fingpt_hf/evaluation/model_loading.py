@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.io import atomic_write_json
+from fingpt_hf.hardware import cpu_supports_bf16
+from fingpt_hf.io import atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +68,6 @@ def resolve_device(device: str | None):
     return torch.device("cpu")
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmul (AVX512-BF16 or AMX), where bf16 is faster than fp32."""
-    import torch
-
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool((check and check()) or (amx and amx()))
-
-
 def resolve_dtype(dtype: str, device) -> Any:
     import torch
 
@@ -110,11 +102,7 @@ def file_sha256(path: str | os.PathLike) -> str:
         cache = {}
     if key in cache:
         return cache[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    cache[key] = digest.hexdigest()
+    cache[key] = sha256_file(path)
     try:
         atomic_write_json(cache_path, cache)
     except OSError as err:  # a read-only home is no reason to fail an evaluation

@@ -22,7 +22,7 @@ from typing import Any
 
 from fingpt_hf.data.benchmarks import dataset_reference, load_benchmark
 from fingpt_hf.data.labels import INVALID, LABELS
-from fingpt_hf.data.prompts import format_prompt
+from fingpt_hf.data.prompts import adds_special_tokens, format_prompt
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.evaluation.config import EvalConfig
 from fingpt_hf.evaluation.model_loading import LoadedModel, ModelSource, inspect_sources, load_model
@@ -128,7 +128,6 @@ def check_output_dir(output_dir: Path) -> None:
 def plan(config: EvalConfig, datasets: list[EvalDataset], signature: dict[str, Any]) -> list[EvalDataset]:
     """The data sets still to evaluate; finished ones with another config are an error unless --overwrite."""
     output_dir = Path(config.output_dir)
-    check_output_dir(output_dir)
     pending = []
     for ds in datasets:
         path = output_dir / ds.name / RESULT_FILE
@@ -151,7 +150,7 @@ def plan(config: EvalConfig, datasets: list[EvalDataset], signature: dict[str, A
 def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progress: Callable | None = None
             ) -> tuple[list[str], list[str | None], list[list[float]] | None]:
     """Raw answers, parsed labels and (score mode) per-label log-likelihoods, in input order."""
-    add_special = config.prompt_style != "chat"  # a chat template already has its special tokens
+    add_special = adds_special_tokens(config.prompt_style)
     if config.mode == "score":
         from fingpt_hf.evaluation.scoring import pick_labels, score_labels
         from fingpt_hf.families.registry import get_family

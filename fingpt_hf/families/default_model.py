@@ -15,7 +15,6 @@ float32 file is ~540 MB and loads in about a second.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.io import atomic_write_json
+from fingpt_hf.io import atomic_write_json, current_umask, sha256_file
 
 EMBEDDED_PREFIX = "embedded:"
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
@@ -126,7 +125,7 @@ def is_current(target: Path, gguf: Path) -> bool:
         return False
     if marker.get("gguf_mtime_ns") == stat.st_mtime_ns:
         return True  # unchanged file: skip re-hashing ~100 MB on every call
-    return marker.get("gguf_sha256") == _sha256(gguf)
+    return marker.get("gguf_sha256") == sha256_file(gguf)
 
 
 def _known(name: str) -> tuple[str, str]:
@@ -143,20 +142,12 @@ def _marker_for(gguf: Path) -> dict:
     return {
         "marker_version": MARKER_VERSION,
         "gguf_file": gguf.name,
-        "gguf_sha256": _sha256(gguf),
+        "gguf_sha256": sha256_file(gguf),
         "gguf_size": stat.st_size,
         "gguf_mtime_ns": stat.st_mtime_ns,
         "dtype": SAVE_DTYPE,
         "transformers_version": transformers.__version__,
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _convert(gguf: Path, out_dir: Path) -> None:
@@ -190,8 +181,7 @@ def _convert(gguf: Path, out_dir: Path) -> None:
 
 def _apply_umask(directory: Path) -> None:
     """mkdtemp/mkstemp create private (0700/0600) entries; give the cache the usual permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     directory.chmod(0o777 & ~umask)
     for path in directory.iterdir():
         path.chmod(0o666 & ~umask)

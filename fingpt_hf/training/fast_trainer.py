@@ -1,6 +1,6 @@
 """`FastSFTTrainer`: TRL's SFTTrainer, made fast for answer-only LoRA training on CPU.
 
-Two changes, both measured on SmolLM2-135M with LoRA (see benchmarks/train_throughput.py):
+Three changes, all measured on SmolLM2-135M with LoRA (see benchmarks/train_throughput.py):
 
 * the LM head runs only where the loss needs it (``answer_logits.add_answer_only_lm_head``):
   a sentiment example has ~2 answer tokens out of ~70, so TRL's head over every position is
@@ -33,17 +33,12 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
+from fingpt_hf.hardware import cpu_supports_bf16
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head
 
 logger = logging.getLogger(__name__)
 
 FastBF16 = bool | Literal["auto"]
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU computes bfloat16 matmuls natively (AVX512-BF16 or AMX), not by emulation."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 def resolve_fast_bf16(setting: FastBF16, device: torch.device | str) -> bool:

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 import yaml
 
+from fingpt_hf.data.prompts import PROMPT_STYLES
 from fingpt_hf.errors import FinGPTError
 
-PROMPT_STYLE_CHOICES = ("fingpt", "chat")
 
 
 @dataclass
@@ -74,10 +74,12 @@ class ScriptArguments:
     def __post_init__(self) -> None:
         if isinstance(self.dataset_mixture, str):
             self.dataset_mixture = _load_mapping(self.dataset_mixture, "dataset_mixture")
-        if self.prompt_style is not None and self.prompt_style not in PROMPT_STYLE_CHOICES:
+        if self.prompt_style is not None and self.prompt_style not in PROMPT_STYLES:
             raise FinGPTError(
-                f"prompt_style: {self.prompt_style!r} is not one of {', '.join(PROMPT_STYLE_CHOICES)}"
+                f"prompt_style: {self.prompt_style!r} is not one of {', '.join(PROMPT_STYLES)}"
             )
+        if self.compile_layers and not self.fast_path:
+            raise FinGPTError("compile_layers needs fast_path: true")
         if self.lora_top_layers < 0:
             raise FinGPTError(f"lora_top_layers: {self.lora_top_layers} must be 0 (all layers) or a layer count")
         if self.eval_holdout < 0 or (self.eval_holdout >= 1 and self.eval_holdout != int(self.eval_holdout)):

@@ -79,14 +79,13 @@ def _report_to(value: Any) -> list[str]:
 
 def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: int | None):
     """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``, ``completion_mask`` and ``labels``."""
-    from fingpt_hf.data.prompts import format_prompt
+    from fingpt_hf.data.prompts import adds_special_tokens, format_prompt
     from fingpt_hf.training.collator import tokenize_prompt_completion
 
     def encode(row: Mapping[str, Any]) -> dict[str, Any]:
         example = {"prompt": format_prompt(row, style=prompt_style, tokenizer=tokenizer), "completion": row["output"]}
-        # a chat template already carries its special tokens
         ids = tokenize_prompt_completion(example, tokenizer, family, max_length=max_length,
-                                         add_special_tokens=prompt_style != "chat")
+                                         add_special_tokens=adds_special_tokens(prompt_style))
         # Loss on the answer (+ EOS) only. We set the labels ourselves: TRL folds `completion_mask`
         # into labels only for data sets it recognises as prompt-completion, which a pre-tokenized
         # one is not, and would otherwise train on every token; a `labels` column it leaves as is.
@@ -168,8 +167,6 @@ def run_sft(
                           "set eval_holdout (a fraction such as 0.05, or a row count)")
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise FinGPTError("push_to_hub needs hub_model_id (the Hub repository, e.g. user/fingpt-smollm2-lora)")
-    if script_args.compile_layers and not script_args.fast_path:
-        raise FinGPTError("compile_layers needs fast_path: true")
     check_device_requests(training_args, model_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
     config = check_model_path(model_path, model_args.model_revision, training_args.trust_remote_code)
