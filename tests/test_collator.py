@@ -79,6 +79,16 @@ def test_truncation_drops_prompt_from_the_left_after_prefix_tokens():
         row(PROMPT, "neutral", make_tokenizer(prefix=("[gMASK]", "sop")), family="chatglm", max_length=3)
 
 
+@pytest.mark.parametrize("spare", [0, 1, 5, 40])
+def test_rows_within_max_length_are_not_cut(spare):
+    """A row that fits is kept whole, however much room is left (a row longer than half of
+    max_length once lost its first tokens here: the cut was computed from the room left, not
+    from how far the row went over)."""
+    whole = row(PROMPT, "neutral", make_tokenizer())
+    out = row(PROMPT, "neutral", make_tokenizer(), max_length=len(whole["input_ids"]) + spare)
+    assert out == whole
+
+
 # --- AnswerOnlyCollator ------------------------------------------------------------------------
 
 def two_rows(tok):

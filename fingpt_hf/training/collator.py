@@ -114,7 +114,8 @@ def tokenize_prompt_completion(
                 f"max_length {max_length} cannot hold the {len(answer)} answer tokens plus "
                 f"{len(prefix) + len(suffix)} special prompt tokens; raise max_length"
             )
-        body = body[len(body) - room :] if room else []
+        if len(body) > room:
+            body = body[len(body) - room :] if room else []
     prompt_ids = prefix + body + suffix
     return {"input_ids": prompt_ids + answer, "completion_mask": [0] * len(prompt_ids) + [1] * len(answer)}
 
