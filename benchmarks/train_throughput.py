@@ -41,6 +41,7 @@ class Config:
     overrides: dict = field(default_factory=dict)  # SFTConfig fields changed from TRL's defaults
     note: str = ""
     compile_layers: bool = False  # FastSFTTrainer's regional torch.compile (the CPU recipe's setting)
+    shared_prefix: bool = False  # FastSFTTrainer's shared-prefix batching
 
 
 CONFIGS = {
@@ -58,6 +59,14 @@ CONFIGS = {
         {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
         "as 'fast', plus compiled decoder layers (recipes/smollm2-135m)",
         compile_layers=True,
+    ),
+    "fast-shared": Config(
+        "fast-shared",
+        True,
+        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
+        "as 'fast-compiled', plus the shared instruction prefix run once per batch",
+        compile_layers=True,
+        shared_prefix=True,
     ),
     "trl-tuned": Config(
         "trl-tuned",
@@ -136,7 +145,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from fingpt_hf.families.lora import top_layers
+    from fingpt_hf.families.lora import all_linear_targets, top_layers
     from fingpt_hf.training.fast_trainer import FastSFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -145,7 +154,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
     n_backward = body_linear_params(model, args.lora_top_layers)
     vocab_x_hidden = model.get_output_embeddings().weight.numel()
     lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=args.lora_dropout,
-                      target_modules="all-linear", task_type="CAUSAL_LM",
+                      target_modules=all_linear_targets(model), task_type="CAUSAL_LM",
                       layers_to_transform=top_layers(model, args.lora_top_layers))
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
@@ -155,7 +164,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
             **cfg.overrides,
         )
         trainer_cls = FastSFTTrainer if cfg.fast else SFTTrainer
-        extra = {"compile_layers": cfg.compile_layers} if cfg.fast else {}
+        extra = {"compile_layers": cfg.compile_layers, "shared_prefix": cfg.shared_prefix} if cfg.fast else {}
         trainer = trainer_cls(model=model, args=sft_args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=lora, **extra)
         counter = CountingCollator(trainer.data_collator)

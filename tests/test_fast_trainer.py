@@ -191,7 +191,7 @@ def test_fast_trainer_trains_in_bf16_and_logs_trl_metrics(tokenizer, fpb_rows, t
 def test_fast_trainer_warns_and_falls_back(tokenizer, fpb_rows, tmp_path, monkeypatch, caplog):
     from fingpt_hf.training import fast_trainer
 
-    monkeypatch.setattr(fast_trainer, "add_answer_only_lm_head", lambda model: False)
+    monkeypatch.setattr(fast_trainer, "add_answer_only_lm_head", lambda model, **kwargs: False)
     with caplog.at_level(logging.WARNING, logger=fast_trainer.__name__):
         trainer = _trainer(FastSFTTrainer, tokenizer, fpb_rows.select(range(8)), tmp_path)
     assert not trainer.answer_only_head
@@ -224,14 +224,17 @@ def test_train_restores_float32_weights(tokenizer, fpb_rows, tmp_path):
             assert param.dtype == torch.float32 and torch.equal(param, frozen[name]), name
 
 
-def test_compiled_layers_give_the_same_loss_grads_and_names(tokenizer, fpb_rows, tmp_path):
+@pytest.mark.parametrize("shared_prefix", [False, True])
+def test_compiled_layers_give_the_same_loss_grads_and_names(tokenizer, fpb_rows, tmp_path, shared_prefix):
     """compile_layers compiles the decoder layers in place: loss and LoRA gradients match eager
     within float32 rounding, for batches of two different lengths (one dynamic graph), and the
-    parameter names (what an adapter saves) do not change."""
+    parameter names (what an adapter saves) do not change; so does the compiled shared-prefix
+    layout (the CPU recipe's trainer) against the plain eager batch."""
     eager = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "eager", fast_bf16=False)
     compiled = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "compiled", fast_bf16=False,
-                        compile_layers=True)
+                        compile_layers=True, shared_prefix=shared_prefix)
     assert compiled.compiled_layers == 2 and eager.compiled_layers == 0
+    assert compiled.shared_prefix == shared_prefix and not eager.shared_prefix
     assert [n for n, _ in compiled.model.named_parameters()] == [n for n, _ in eager.model.named_parameters()]
     for rows in (range(8), range(8, 12)):
         batch = eager.data_collator([eager.train_dataset[i] for i in rows])

@@ -17,6 +17,7 @@ forward runs, so generation and evaluation are untouched.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 
 import torch
@@ -24,6 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from trl.trainer.utils import FusedCausalLMOutput
+
+from fingpt_hf.training.shared_prefix import (
+    forward_with_shared_prefix,
+    plan_shared_prefixes,
+    supported_attention,
+    window_covers,
+)
 
 # Rows of (tokens x vocab) float32 logits scored at once; above this the head runs in checkpointed chunks
 # so that full-sequence (not answer-only) training does not hold every logit for the backward pass.
@@ -44,15 +52,19 @@ def find_backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Linear] | No
     return backbone, head
 
 
-def add_answer_only_lm_head(model: nn.Module) -> bool:
+def add_answer_only_lm_head(model: nn.Module, shared_prefix: bool = False) -> bool:
     """Patch ``model.forward`` so ``fused_lm_head=True`` calls score only labelled positions.
 
     Returns False (and leaves the model alone) for models without a backbone / linear head split.
     Apply it to the transformers model itself (``peft_model.get_base_model()``), after TRL's own
-    patch: PEFT and TRL look ``forward`` up on every call.
+    patch: PEFT and TRL look ``forward`` up on every call. With ``shared_prefix`` (and a backbone
+    that ``supports_shared_prefix``), leading tokens that rows of a batch share run once per
+    batch (``fingpt_hf.training.shared_prefix``).
     """
-    if find_backbone_and_head(model) is None:
+    found = find_backbone_and_head(model)
+    if found is None:
         return False
+    shared_prefix = shared_prefix and supports_shared_prefix(found[0])
     previous_forward = model.forward
     config = model.config
     logit_scale = _logit_scale(config)
@@ -67,11 +79,21 @@ def add_answer_only_lm_head(model: nn.Module) -> bool:
             return previous_forward(*args, **{k: v for k, v in extra.items() if v is not None}, **kwargs)
         backbone, head = find_backbone_and_head(self)  # looked up per call: PEFT/FSDP may swap modules
         kwargs["use_cache"] = False
-        hidden = backbone(*args, **kwargs).last_hidden_state
-        if shift_labels is None:
-            hidden, labels = hidden[:, :-1], labels[:, 1:]
+        plan = None
+        given = {k for k, v in kwargs.items() if v is not None}
+        if shared_prefix and not args and shift_labels is None and _NEEDED_INPUTS <= given <= _PLAIN_INPUTS:
+            if window_covers(backbone.config, kwargs["input_ids"].shape[1]):
+                plan = plan_shared_prefixes(kwargs["input_ids"], kwargs["attention_mask"], labels)
+        if plan is not None:
+            hidden, labels = forward_with_shared_prefix(
+                backbone, kwargs["input_ids"], kwargs["attention_mask"], labels, plan
+            )
         else:
-            labels = shift_labels
+            hidden = backbone(*args, **kwargs).last_hidden_state
+            if shift_labels is None:
+                hidden, labels = hidden[:, :-1], labels[:, 1:]
+            else:
+                labels = shift_labels
         labels = labels.to(hidden.device)
         mask = labels != -100
         log_probs, entropy, is_top1 = _target_log_probs(hidden[mask], labels[mask], head, logit_scale, softcap)
@@ -88,6 +110,18 @@ def add_answer_only_lm_head(model: nn.Module) -> bool:
 
     model.forward = types.MethodType(_answer_only_forward, model)
     return True
+
+
+# A batch the shared-prefix path takes: exactly these keys (no position ids, embeddings, masks in 4D).
+_NEEDED_INPUTS = {"input_ids", "attention_mask"}
+_PLAIN_INPUTS = _NEEDED_INPUTS | {"use_cache", "return_dict", "output_attentions", "output_hidden_states"}
+
+
+def supports_shared_prefix(backbone: nn.Module) -> bool:
+    """Whether the decoder takes ``position_ids`` (ALiBi models such as Bloom/MPT do not) and
+    attention that accepts a 4D mask (sdpa, eager)."""
+    params = inspect.signature(backbone.forward).parameters
+    return "position_ids" in params and supported_attention(backbone.config)
 
 
 def _target_log_probs(

@@ -13,7 +13,9 @@ Three changes, all measured on SmolLM2-135M with LoRA (see benchmarks/train_thro
   weights that require grad). That is exactly the rounding autocast applies anyway, so the
   numbers do not change; the float32 weights are put back when ``train()`` returns.
 
-Optionally (``compile_layers=True``) each decoder layer is compiled with ``torch.compile``
+Optionally (``shared_prefix=True``) the instruction that opens every row runs once per batch
+(``fingpt_hf.training.shared_prefix``: same loss and gradients, ~1.5x faster steps on FinGPT's
+prompts). Optionally (``compile_layers=True``) each decoder layer is compiled with ``torch.compile``
 (regional compilation: the layers share one compiled graph, so the cold start is one layer's
 compile). On CPU this fuses RMSNorm, rotary embeddings and the MLP's activation, which eager
 bf16 runs as separate memory-bound kernels; measured ~17% faster per step on SmolLM2-135M after
@@ -34,7 +36,7 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from fingpt_hf.hardware import cpu_supports_bf16
-from fingpt_hf.training.answer_logits import add_answer_only_lm_head
+from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head, supports_shared_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -116,19 +118,26 @@ class FastSFTTrainer(SFTTrainer):
             ``args.bf16``/``args.fp16`` are honoured as in SFTTrainer whatever this says.
         answer_only_head: set False to keep TRL's LM head (for comparisons).
         compile_layers: compile each decoder layer in place with ``torch.compile(dynamic=True)``.
+        shared_prefix: run the leading tokens that rows of a batch share (FinGPT's instruction)
+            once per batch (``fingpt_hf.training.shared_prefix``); needs the answer-only head.
     """
 
     def __init__(self, *args, fast_bf16: FastBF16 = "auto", answer_only_head: bool = True,
-                 compile_layers: bool = False, **kwargs):
+                 compile_layers: bool = False, shared_prefix: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.compiled_layers = compile_repeated_layers(self.model) if compile_layers else 0
         self._bf16_saved: list[tuple[torch.nn.Module, torch.Tensor]] = []
         self.callback_handler.callbacks.insert(0, _RestoreWeightsAtTrainEnd(self))
         self.fast_bf16 = resolve_fast_bf16(fast_bf16, self.args.device)
-        self.answer_only_head = False
+        self.answer_only_head = self.shared_prefix = False
         if answer_only_head:
             target = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            self.answer_only_head = add_answer_only_lm_head(target)
+            self.answer_only_head = add_answer_only_lm_head(target, shared_prefix=shared_prefix)
+            self.shared_prefix = self.answer_only_head and shared_prefix and supports_shared_prefix(
+                find_backbone_and_head(target)[0])
+            if shared_prefix and not self.shared_prefix:
+                logger.warning("FastSFTTrainer: shared_prefix needs the answer-only head, position ids and sdpa "
+                               "or eager attention; %s trains without it.", type(target).__name__)
             if not self.answer_only_head:
                 logger.warning(
                     "FastSFTTrainer: %s has no decoder/linear LM head split; using TRL's standard loss.",

@@ -56,6 +56,11 @@ class ScriptArguments:
         metadata={"help": "With fast_path: compile each decoder layer with torch.compile (regional "
                           "compilation; needs a C++ compiler on CPU). Slower start, faster steps."},
     )
+    shared_prefix: bool = field(
+        default=False,
+        metadata={"help": "With fast_path: run the leading tokens that rows of a batch share (the "
+                          "instruction) once per batch; same loss and gradients, fewer token passes."},
+    )
     liger_when_available: bool = field(
         default=False,
         metadata={"help": "Turn on use_liger_kernel when training on CUDA with liger-kernel installed "
@@ -78,8 +83,9 @@ class ScriptArguments:
             raise FinGPTError(
                 f"prompt_style: {self.prompt_style!r} is not one of {', '.join(PROMPT_STYLES)}"
             )
-        if self.compile_layers and not self.fast_path:
-            raise FinGPTError("compile_layers needs fast_path: true")
+        for option in ("compile_layers", "shared_prefix"):
+            if getattr(self, option) and not self.fast_path:
+                raise FinGPTError(f"{option} needs fast_path: true")
         if self.lora_top_layers < 0:
             raise FinGPTError(f"lora_top_layers: {self.lora_top_layers} must be 0 (all layers) or a layer count")
         if self.eval_holdout < 0 or (self.eval_holdout >= 1 and self.eval_holdout != int(self.eval_holdout)):

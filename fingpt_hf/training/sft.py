@@ -126,6 +126,21 @@ def load_model(model_path: str, model_args: Any, training_args: Any):
         raise FinGPTError(f"model_name_or_path: cannot load {model_path!r}: {err}") from None
 
 
+def check_padding_free(model: Any, family: Any) -> None:
+    """Padding-free batches are one long row told apart only by position ids: right for models
+    whose attention reads them (transformers' own classes: varlen kernels under FlashAttention,
+    a block-diagonal mask under sdpa/eager), wrong for ALiBi models and remote code."""
+    from fingpt_hf.training.collator import model_uses_position_ids
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    native = type(base).__module__.startswith("transformers.")
+    if not native or not model_uses_position_ids(base):
+        raise FinGPTError(
+            f"padding_free: {type(base).__name__} ({family.name}) cannot tell packed rows apart "
+            f"({'remote code' if not native else 'no position ids'}); set `padding_free: false`"
+        )
+
+
 def _trainer_class(fast_path: bool):
     if fast_path:
         from fingpt_hf.training.fast_trainer import FastSFTTrainer
@@ -199,6 +214,8 @@ def run_sft(
         modules_to_save=model_args.lora_modules_to_save,
         layers_to_transform=top_layers(model, script_args.lora_top_layers),
     )
+    if training_args.padding_free:
+        check_padding_free(model, family)
 
     # 4. The output directory is ours from here on.
     state.wait_for_everyone()
@@ -217,12 +234,19 @@ def run_sft(
     push = bool(training_args.push_to_hub)
     training_args.push_to_hub = False  # the Trainer would create the repo now and push every checkpoint
     training_args.report_to = _report_to(training_args.report_to)
-    collator = AnswerOnlyCollator(
-        pad_token_id=tokenizer.pad_token_id,
-        padding_side="right",
-        pad_to_multiple_of=training_args.pad_to_multiple_of,
-    )
-    fast_options = {"compile_layers": script_args.compile_layers} if script_args.fast_path else {}
+    if training_args.padding_free:
+        # TRL's padding-free collator: rows laid end to end with position ids restarting at 0, and
+        # the answer-only labels we set. Rows are already cut to max_length (TRL refuses
+        # max_length without packing, since it would not enforce it).
+        collator, training_args.max_length = None, None
+    else:
+        collator = AnswerOnlyCollator(
+            pad_token_id=tokenizer.pad_token_id,
+            padding_side="right",
+            pad_to_multiple_of=training_args.pad_to_multiple_of,
+        )
+    fast_options = ({"compile_layers": script_args.compile_layers, "shared_prefix": script_args.shared_prefix}
+                    if script_args.fast_path else {})
     liger = enable_liger_when_available(training_args, script_args.liger_when_available)
     trainer = _trainer_class(script_args.fast_path)(
         **fast_options,

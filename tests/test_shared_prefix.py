@@ -1,0 +1,152 @@
+"""Shared-prefix batching: the grouping, and the same loss and LoRA gradients as the full batch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import transformers
+from peft import LoraConfig, get_peft_model
+from transformers import AutoTokenizer
+
+import fingpt_hf.training.answer_logits as answer_logits
+from fingpt_hf.data.benchmarks import load_benchmark
+from fingpt_hf.data.prompts import format_prompt
+from fingpt_hf.errors import FinGPTError
+from fingpt_hf.families import family_by_name
+from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head, supports_shared_prefix
+from fingpt_hf.training.collator import AnswerOnlyCollator, tokenize_prompt_completion
+from fingpt_hf.training.recipe import ScriptArguments
+from fingpt_hf.training.shared_prefix import _best_groups, plan_shared_prefixes
+
+X = -100
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_model_path):
+    return AutoTokenizer.from_pretrained(default_model_path)
+
+
+@pytest.fixture(scope="module")
+def mixed_batch(tokenizer, data_dir):
+    """Right-padded FinGPT rows with both instructions (FPB news, TFNS tweets), one row twice."""
+    rows = [*load_benchmark("fpb", "train", data_dir=data_dir).select(range(3)),
+            *load_benchmark("tfns", "train", data_dir=data_dir).select(range(4))]
+    rows.append(rows[4])  # a duplicate shares its whole prompt with its twin
+    family = family_by_name("llama")
+    features = [tokenize_prompt_completion({"prompt": format_prompt(r), "completion": r["output"]}, tokenizer, family)
+                for r in rows]
+    return AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id)(features)
+
+
+def _batch(rows: list[list[int]], answer: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids / mask / labels; the last ``answer`` tokens of each row carry loss."""
+    width = max(map(len, rows))
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, X)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+        labels[i, len(row) - answer : len(row)] = torch.tensor(row[-answer:])
+    return ids, mask, labels
+
+
+# --- grouping -----------------------------------------------------------------------------------
+
+def test_rows_group_by_instruction(mixed_batch, tokenizer):
+    plan = plan_shared_prefixes(mixed_batch["input_ids"], mixed_batch["attention_mask"], mixed_batch["labels"])
+    groups = {}
+    for row, group in enumerate(plan.group_of_row):
+        groups.setdefault(group, []).append(row)
+    by_rows = {tuple(rows): plan.prefix_lengths[g] for g, rows in groups.items()}
+    # news and tweets; the twins stay with the tweets (4 x 25 shared beats 2 x 25 plus the twins' ~40)
+    assert set(by_rows) == {(0, 1, 2), (3, 4, 5, 6, 7)}
+    for rows, length in by_rows.items():
+        text = tokenizer.decode(mixed_batch["input_ids"][rows[0], :length])
+        kind = "news" if rows[0] == 0 else "tweet"
+        assert text.startswith(f"Instruction: What is the sentiment of this {kind}?") and "\nInput:" in text, text
+    assert plan.shared_tokens == sum((len(rows) - 1) * p for rows, p in by_rows.items())
+
+
+def test_grouping_is_the_best_split_not_the_first_fit():
+    # Greedy first-fit puts rows 0 and 1 together (2 shared tokens) and is stuck there; the best
+    # split pairs 0 with 2 (5 shared) and 1 with 3 (4 shared).
+    rows = [[1, 2, 3, 4, 5, 6], [1, 2, 9, 9, 9], [1, 2, 3, 4, 5, 7], [1, 2, 9, 9, 8]]
+    group_of_row, lengths = _best_groups(rows)
+    assert group_of_row[0] == group_of_row[2] != group_of_row[1] == group_of_row[3]
+    assert sorted(lengths) == [4, 5]  # [1, 2, 9, 9] and [1, 2, 3, 4, 5]
+
+
+def test_nothing_to_share_or_not_right_padded_gives_no_plan():
+    ids, mask, labels = _batch([[5, 6, 7, 1, 2], [8, 9, 1, 2]])
+    assert plan_shared_prefixes(ids, mask, labels) is None  # no common leading token
+    ids, mask, labels = _batch([[5, 6, 7, 1, 2], [5, 6, 1, 2]])
+    assert plan_shared_prefixes(ids, mask, labels) is not None
+    assert plan_shared_prefixes(ids.flip(-1), mask.flip(-1), labels.flip(-1)) is None  # left padding
+    assert plan_shared_prefixes(ids[:1], mask[:1], labels[:1]) is None  # one row
+
+
+def test_prefix_stops_before_any_scored_position():
+    # identical rows: the prefix must leave the position that predicts the first answer token
+    ids, mask, labels = _batch([[5, 6, 7, 8, 1, 2]] * 3)
+    plan = plan_shared_prefixes(ids, mask, labels)
+    assert plan.prefix_lengths == [3]  # position 3 predicts the answer at 4
+
+
+# --- same loss and gradients --------------------------------------------------------------------
+
+def _tiny(kind: str, vocab: int):
+    if kind == "qwen2":  # GQA with 2 query heads per KV head, biases on q/k/v
+        config = transformers.Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2)
+    else:
+        config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2)
+    if kind == "llama-eager":
+        config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    torch.manual_seed(1)
+    return get_peft_model(model, lora)
+
+
+def _loss_and_grads(model, batch):
+    model.zero_grad()
+    loss = model(**batch, fused_lm_head=True).loss
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("kind", ["llama", "llama-eager", "qwen2"])
+def test_same_loss_and_lora_gradients_as_the_full_batch(kind, tokenizer, mixed_batch, monkeypatch):
+    calls = []
+    real = answer_logits.forward_with_shared_prefix
+    monkeypatch.setattr(answer_logits, "forward_with_shared_prefix",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    results = {}
+    for shared in (False, True):
+        model = _tiny(kind, len(tokenizer))
+        assert add_answer_only_lm_head(model.get_base_model(), shared_prefix=shared)
+        model.train()
+        results[shared] = _loss_and_grads(model, dict(mixed_batch))
+        base = find_backbone_and_head(model.get_base_model())[0].config._attn_implementation
+        assert base == ("eager" if kind == "llama-eager" else "sdpa")  # put back after the packed forward
+    assert calls == [1]  # the shared path ran, once
+    assert math.isclose(results[True][0], results[False][0], rel_tol=1e-5)
+    for name, grad in results[False][1].items():
+        torch.testing.assert_close(results[True][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_models_without_position_ids_train_without_it(mixed_batch):
+    bloom = transformers.BloomForCausalLM(transformers.BloomConfig(vocab_size=49152, hidden_size=32, n_layer=2, n_head=4))
+    assert not supports_shared_prefix(bloom.transformer)  # ALiBi: positions come from the mask
+    assert add_answer_only_lm_head(bloom, shared_prefix=True)
+    batch = {k: v for k, v in mixed_batch.items() if k != "position_ids"}
+    assert torch.isfinite(bloom(**batch, fused_lm_head=True).loss)
+
+
+def test_recipe_option_needs_the_fast_path():
+    with pytest.raises(FinGPTError, match="shared_prefix needs fast_path: true"):
+        ScriptArguments(shared_prefix=True, fast_path=False)
