@@ -13,9 +13,11 @@ reported as a share of it:
 (forward 2NT + backward to the activations 2NT; a frozen base needs no weight gradients, the
 backward pass needs to reach no lower than the lowest adapted layer, which is every layer unless
 ``--lora-top-layers`` is given, and the LM head is only needed where the loss is). Recomputation by gradient checkpointing, padding and
-prompt-token logits are not useful work, so they lower the share.
+prompt-token logits are not useful work, so they lower the share. With the shared prefix, the
+tokens a shared instruction saves are not counted (they never ran), so its share is that of the
+work it did, while its samples/s carries the saving.
 
-    python benchmarks/train_throughput.py                # ~3-4 minutes on 2 cores
+    python benchmarks/train_throughput.py                # ~5 minutes on 2 cores
     python benchmarks/train_throughput.py --steps 4 --configs trl-default,fast
 """
 
@@ -98,17 +100,21 @@ def bf16_peak_gflops(size: int, repeats: int) -> tuple[float, float]:
 
 
 class CountingCollator:
-    """Wraps the trainer's collator to count the real and answer tokens of every batch it builds."""
+    """Wraps the trainer's collator to count the real, answer, padded and shared-prefix tokens of
+    every batch it builds (shared: token passes the shared-prefix layout saves on that batch)."""
 
     def __init__(self, inner):
         self.inner = inner
-        self.batches: list[tuple[int, int, int]] = []  # (real tokens, answer tokens, padded tokens)
+        self.batches: list[tuple[int, int, int, int]] = []
 
     def __call__(self, features):
+        from fingpt_hf.training.shared_prefix import plan_shared_prefixes
+
         batch = self.inner(features)
         mask = batch["attention_mask"]
         answer = int((batch["labels"][:, 1:] != -100).sum())
-        self.batches.append((int(mask.sum()), answer, mask.numel()))
+        plan = plan_shared_prefixes(batch["input_ids"], mask, batch["labels"])
+        self.batches.append((int(mask.sum()), answer, mask.numel(), plan.shared_tokens if plan else 0))
         return batch
 
 
@@ -180,6 +186,8 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
     answer = sum(b[1] for b in timed)
     padded = sum(b[2] for b in timed)
     flops = 2 * (n_body + n_backward) * real + 4 * vocab_x_hidden * answer
+    if cfg.shared_prefix:  # the share of peak counts the token passes that really ran
+        flops -= 2 * (n_body + n_backward) * sum(b[3] for b in timed)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "name": cfg.name, "note": cfg.note, "s_per_step": seconds / args.steps,
@@ -207,7 +215,7 @@ def load_rows(n: int, data_dir: str | None):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
-    parser.add_argument("--configs", default="trl-default,fast-same-args,fast,fast-compiled",
+    parser.add_argument("--configs", default="trl-default,fast-same-args,fast,fast-compiled,fast-shared",
                         help=f"comma-separated, from: {', '.join(CONFIGS)}")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (they include compiling)")
