@@ -46,37 +46,16 @@ class Config:
     shared_prefix: bool = False  # FastSFTTrainer's shared-prefix batching
 
 
-CONFIGS = {
-    "trl-default": Config("trl-default", False, {}, "trl.SFTTrainer, SFTConfig defaults (bf16, grad. checkpointing)"),
-    "fast-same-args": Config("fast-same-args", True, {}, "FastSFTTrainer, same SFTConfig defaults"),
-    "fast": Config(
-        "fast",
-        True,
-        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
-        "FastSFTTrainer, no grad. checkpointing, length-grouped batches",
-    ),
-    "fast-compiled": Config(
-        "fast-compiled",
-        True,
-        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
-        "as 'fast', plus compiled decoder layers (recipes/smollm2-135m)",
-        compile_layers=True,
-    ),
-    "fast-shared": Config(
-        "fast-shared",
-        True,
-        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
-        "as 'fast-compiled', plus the shared instruction prefix run once per batch",
-        compile_layers=True,
-        shared_prefix=True,
-    ),
-    "trl-tuned": Config(
-        "trl-tuned",
-        False,
-        {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"},
-        "trl.SFTTrainer with the same tuned args as 'fast'",
-    ),
-}
+TUNED = {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"}
+CONFIGS = {c.name: c for c in (
+    Config("trl-default", False, {}, "trl.SFTTrainer, SFTConfig defaults (bf16, grad. checkpointing)"),
+    Config("fast-same-args", True, {}, "FastSFTTrainer, same SFTConfig defaults"),
+    Config("fast", True, TUNED, "FastSFTTrainer, no grad. checkpointing, length-grouped batches"),
+    Config("fast-compiled", True, TUNED, "as 'fast', plus compiled decoder layers", compile_layers=True),
+    Config("fast-shared", True, TUNED, "as 'fast-compiled', plus the shared instruction prefix once per batch "
+           "(recipes/smollm2-135m)", compile_layers=True, shared_prefix=True),
+    Config("trl-tuned", False, TUNED, "trl.SFTTrainer with the same tuned args as 'fast'"),
+)}
 
 
 def bf16_peak_gflops(size: int, repeats: int) -> tuple[float, float]:
