@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import transformers
+import yaml
 from transformers import AutoTokenizer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
@@ -16,8 +17,9 @@ from fingpt_hf.errors import FinGPTError
 from fingpt_hf.families import family_by_name
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head
 from fingpt_hf.training.collator import AnswerOnlyCollator, tokenize_prompt_completion
+from fingpt_hf.training.recipe import parse_sft_args
 from fingpt_hf.training.run_info import read_run_info
-from fingpt_hf.training.sft import check_padding_free
+from fingpt_hf.training.sft import check_padding_free, run_sft
 from tiny_models import save_tiny_llama, tiny_llama, tiny_sft_recipe
 
 
@@ -56,10 +58,6 @@ def test_padding_free_batch_gives_the_padded_loss(features, answer_only_head):
 
 def test_recipe_trains_padding_free(tmp_path, default_model_path):
     model = save_tiny_llama(tmp_path / "llama", default_model_path, tie_word_embeddings=True)
-    from fingpt_hf.training.recipe import parse_sft_args
-    from fingpt_hf.training.sft import run_sft
-    import yaml
-
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(tiny_sft_recipe(model, padding_free=True)), encoding="utf-8")
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "out")])

@@ -17,7 +17,6 @@ forward runs, so generation and evaluation are untouched.
 from __future__ import annotations
 
 import functools
-import inspect
 import types
 
 import torch
@@ -29,7 +28,7 @@ from trl.trainer.utils import FusedCausalLMOutput
 from fingpt_hf.training.shared_prefix import (
     forward_with_shared_prefix,
     plan_shared_prefixes,
-    supported_attention,
+    supports_shared_prefix,
     window_covers,
 )
 
@@ -115,13 +114,6 @@ def add_answer_only_lm_head(model: nn.Module, shared_prefix: bool = False) -> bo
 # A batch the shared-prefix path takes: exactly these keys (no position ids, embeddings, masks in 4D).
 _NEEDED_INPUTS = {"input_ids", "attention_mask"}
 _PLAIN_INPUTS = _NEEDED_INPUTS | {"use_cache", "return_dict", "output_attentions", "output_hidden_states"}
-
-
-def supports_shared_prefix(backbone: nn.Module) -> bool:
-    """Whether the decoder takes ``position_ids`` (ALiBi models such as Bloom/MPT do not) and
-    attention that accepts a 4D mask (sdpa, eager)."""
-    params = inspect.signature(backbone.forward).parameters
-    return "position_ids" in params and supported_attention(backbone.config)
 
 
 def _target_log_probs(

@@ -36,7 +36,8 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from fingpt_hf.hardware import cpu_supports_bf16
-from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head, supports_shared_prefix
+from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head
+from fingpt_hf.training.shared_prefix import supports_shared_prefix
 
 logger = logging.getLogger(__name__)
 

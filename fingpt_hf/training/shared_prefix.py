@@ -24,12 +24,13 @@ import torch
 from torch import nn
 from transformers import AttentionInterface
 
-IGNORE_INDEX = -100
+from fingpt_hf.training.collator import IGNORE_INDEX, model_uses_position_ids
 
 
 @dataclass
 class PrefixPlan:
-    """How a batch splits: ``groups[g]`` rows share ``prefix_lengths[g]`` leading tokens."""
+    """How a batch splits: row ``r`` is in group ``group_of_row[r]``, whose rows share its first
+    ``prefix_lengths[group]`` tokens; ``row_lengths`` are the rows' unpadded lengths."""
 
     group_of_row: list[int]
     prefix_lengths: list[int]
@@ -111,17 +112,18 @@ def _best_groups(prefixes: list[list[int]]) -> tuple[list[int], list[int]]:
     return group_of_row, prefix_lengths
 
 
-
-
 ATTENTION_NAME = "fingpt_shared_prefix"
 _BASE_ATTENTION = ("sdpa", "eager")
 
 
-def supported_attention(config) -> bool:
-    """Whether the decoder's attention is plain softmax attention that the shared-prefix kernel
-    reproduces: sdpa or eager, no logit soft-capping (a sliding window is checked per batch)."""
+def supports_shared_prefix(backbone: nn.Module) -> bool:
+    """Whether the decoder takes ``position_ids`` (ALiBi models such as Bloom/MPT do not) and its
+    attention is plain softmax attention that ``shared_prefix_attention`` reproduces: sdpa or
+    eager, no logit soft-capping (a sliding window is checked per batch, ``window_covers``)."""
+    config = backbone.config
     return (
-        getattr(config, "_attn_implementation", None) in _BASE_ATTENTION
+        model_uses_position_ids(backbone)
+        and getattr(config, "_attn_implementation", None) in _BASE_ATTENTION
         and not getattr(config, "attn_logit_softcapping", None)
     )
 
@@ -186,10 +188,9 @@ def _attention(q, k, v, mask, dropout: float, scaling: float | None) -> torch.Te
     return torch.matmul(probs, v)
 
 
-def _layout(plan: PrefixPlan, device: torch.device) -> tuple[list[int], list[int], list[int], tuple[torch.Tensor, ...]]:
-    """Packed order (each group's prefix, then each row's rest) and the index tensors of
-    ``shared_prefix_attention``. Returns (source row, source position, packed position) lists
-    for the packed tokens and the layout tensors."""
+def _layout(plan: PrefixPlan, device: torch.device) -> tuple[list[int], list[int], tuple[torch.Tensor, ...]]:
+    """The packed order (each group's prefix, then each row's rest) as the source row and
+    position of every packed token, and the index tensors of ``shared_prefix_attention``."""
     prefix_width = max(plan.prefix_lengths)
     starts = [plan.prefix_lengths[g] for g in plan.group_of_row]
     suffix_width = max(n - s for n, s in zip(plan.row_lengths, starts))
@@ -236,7 +237,7 @@ def _layout(plan: PrefixPlan, device: torch.device) -> tuple[list[int], list[int
         suf_keep += range(r * suffix_width, r * suffix_width + m)
     tensors = (pre_index.flatten(), pre_mask, suf_q.flatten(), suf_kv.flatten(), suf_mask,
                torch.tensor(pre_keep, dtype=torch.long), torch.tensor(suf_keep, dtype=torch.long))
-    return src_row, src_pos, starts, tuple(t.to(device) for t in tensors)
+    return src_row, src_pos, tuple(t.to(device) for t in tensors)
 
 
 def forward_with_shared_prefix(
@@ -256,7 +257,7 @@ def forward_with_shared_prefix(
     nothing is scored), ready for the answer-only head.
     """
     device = input_ids.device
-    src_row, src_pos, _, layout = _layout(plan, device)
+    src_row, src_pos, layout = _layout(plan, device)
     rows = torch.tensor(src_row, device=device)
     positions = torch.tensor(src_pos, device=device)
     ids = input_ids[rows, positions].unsqueeze(0)
