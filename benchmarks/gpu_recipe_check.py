@@ -1,8 +1,8 @@
 """The GPU recipes' training path on one CUDA GPU: correctness and throughput of padding-free batches
 and Liger kernels, through the same ``run_sft`` that ``recipes/sft.py`` runs.
 
-The GPU recipes (``recipes/llama2-13b``, ``recipes/baichuan2-7b``) set ``padding_free: true`` and
-``liger_when_available: true``. This script checks both on a real GPU without the Hub: the model
+The GPU recipes (``recipes/llama2-13b``, ``recipes/baichuan2-7b``) set ``liger_when_available: true``
+and offer ``padding_free``. This script checks both on a real GPU without the Hub: the model
 is a randomly initialised Llama with Llama-2-13B's layer shapes (hidden 5120, MLP 13824, 40 heads)
 but only ``--layers`` of its 40 layers, sized to the tokenizer given; the rows are real FinGPT rows
 from the data mirror. Random weights cost the same arithmetic as trained ones.
@@ -42,7 +42,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
@@ -50,7 +51,7 @@ LLAMA2_13B_SHAPE = {"hidden_size": 5120, "intermediate_size": 13824, "num_attent
                     "num_key_value_heads": 40, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5}
 TINY_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
               "num_key_value_heads": 4, "max_position_embeddings": 512, "rms_norm_eps": 1e-5}
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "llama2-13b" / "sft_lora.yaml"
+RECIPE = REPO / "recipes" / "llama2-13b" / "sft_lora.yaml"
 DEFAULT_CONFIGS = "padded@4x8,padding-free@4x8,padded,padded+liger@4x8,padded+liger,padding-free+liger"
 
 
@@ -80,6 +81,13 @@ class Setting:
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def free_memory(device: str) -> None:
+    """Give back what the last model held before the next one loads."""
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
 
 
 def matmul_peak_tflops(device: str, dtype: torch.dtype, size: int, repeats: int = 10) -> float:
@@ -131,7 +139,7 @@ def loss_and_grads(model, batch: dict) -> tuple[float, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     loss = model(**batch, use_cache=False).loss
     loss.backward()
-    grads = [p.grad.flatten() for n, p in model.named_parameters() if p.requires_grad and p.grad is not None]
+    grads = [p.grad.flatten() for p in model.parameters() if p.requires_grad and p.grad is not None]
     return loss.item(), torch.cat(grads).double()
 
 
@@ -183,28 +191,8 @@ def correctness(model_path: Path, data_dir: str | None, device: str, liger_ok: b
             results.append({"check": f"Liger vs plain, {name} (fp32)", "loss": loss, "ref_loss": ref_loss,
                             "loss_rel": abs(loss - ref_loss) / abs(ref_loss), "grad_rel": rel(grads, ref_grads)})
     del model
-    gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
+    free_memory(device)
     return results
-
-
-def step_timer(device: str):
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.ends: list[float] = []
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            sync(device)
-            self.ends = [time.perf_counter()]
-
-        def on_step_end(self, args, state, control, **kwargs):
-            sync(device)
-            self.ends.append(time.perf_counter())
-
-    return StepTimer()
 
 
 def recipe_file(tmp: Path, model_path: Path, args, setting: Setting, out: Path) -> Path:
@@ -232,20 +220,21 @@ def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
     from fingpt_hf.training.recipe import parse_sft_args
     from fingpt_hf.training.run_info import read_run_info
     from fingpt_hf.training.sft import run_sft
+    from step_timer import StepTimer
 
     out = tmp / f"run-{setting.name.replace('@', '-').replace('+', '-')}"
     argv = ["--config", str(recipe_file(tmp, model_path, args, setting, out))]
     if args.data_dir:
         argv += ["--data_dir", args.data_dir]
     parsed = parse_sft_args(argv)
-    timer = step_timer(args.device)
+    timer = StepTimer(cuda=args.device == "cuda")
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit, callbacks=[timer])
     info = read_run_info(out)
     history = [e for e in info["log_history"] if "loss" in e]
     tokens = [e["num_tokens"] for e in history]  # TRL: cumulative real (non-pad) tokens
-    seconds = timer.ends[-1] - timer.ends[args.warmup]
+    seconds = timer.ends[-1][0] - timer.ends[args.warmup][0]
     timed_tokens = tokens[-1] - tokens[args.warmup - 1]
     cfg = AutoConfig.from_pretrained(model_path)
     h, i, v, n = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
@@ -257,9 +246,7 @@ def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
               "adapter": (out / "adapter_model.safetensors").is_file()}
     if args.device == "cuda":
         result["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    gc.collect()
-    if args.device == "cuda":
-        torch.cuda.empty_cache()
+    free_memory(args.device)
     return result
 
 
@@ -274,7 +261,7 @@ def launch_end_to_end(model_path: Path, tmp: Path, args) -> dict:
     out = tmp / "launch"
     mixture = {"datasets": [{"name": "fpb", "weight": 6}, {"name": "fiqa", "weight": 21}, {"name": "tfns", "weight": 2}],
                "seed": 42, "max_samples": args.rows}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", str(RECIPE.parents[2] / "recipes" / "sft.py"),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", str(REPO / "recipes" / "sft.py"),
            "--config", str(RECIPE), "--model_name_or_path", str(model_path), "--dataset_mixture", json.dumps(mixture),
            "--max_steps", str(args.launch_steps), "--save_steps", "0.5", "--logging_steps", "5",
            # the recipe warms up over 500 steps; a short run needs a usable learning rate at once
@@ -327,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = [Setting.parse(n.strip()) for n in args.configs.split(",") if n.strip()]
     except ValueError as err:
         parser.error(str(err))
+    if args.warmup < 1:
+        parser.error("--warmup must be at least 1 (the first timed step starts where a warm-up step ends)")
     settings.sort(key=lambda s: s.liger)  # Liger patches the Llama module for the whole process
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -374,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.launch_steps:
             report["launch"] = launch_end_to_end(model_path, tmp, args)
             print(f"accelerate launch recipes/sft.py: {report['launch']}", flush=True)
-    base = report["throughput"][0]
-    for res in report["throughput"][1:]:
+    base, *others = report["throughput"] or [None]
+    for res in others:
         print(f"speed-up {res['name']} vs {base['name']}: {res['tokens_per_s'] / base['tokens_per_s']:.2f}x tokens/s")
     ok = all(r["loss_rel"] < 1e-4 and r["grad_rel"] < 1e-3 for r in report["correctness"])
     ok = ok and all(r["adapter"] and math.isfinite(r["last_loss"]) for r in report["throughput"])

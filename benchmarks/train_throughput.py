@@ -97,22 +97,6 @@ class CountingCollator:
         return batch
 
 
-def _step_timer():
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.ends: list[float] = []
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.ends = [(time.perf_counter(), time.process_time())]
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.ends.append((time.perf_counter(), time.process_time()))
-
-    return StepTimer()
-
-
 def body_linear_params(model, top_layers: int = 0) -> int:
     """Weights of the linear layers that every token passes through (not embeddings, not the LM head);
     with ``top_layers``, only those of the last ``top_layers`` decoder layers."""
@@ -132,6 +116,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
 
     from fingpt_hf.families.lora import all_linear_targets, top_layers
     from fingpt_hf.training.fast_trainer import FastSFTTrainer
+    from step_timer import StepTimer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
@@ -154,7 +139,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
                               processing_class=tokenizer, peft_config=lora, **extra)
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter
-        timer = _step_timer()
+        timer = StepTimer()
         trainer.add_callback(timer)
         trainer.train()
     ends = timer.ends
