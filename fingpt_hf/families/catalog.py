@@ -66,6 +66,19 @@ FAMILIES: tuple[FamilySpec, ...] = (
         examples=("Qwen/Qwen-7B",),
     ),
     FamilySpec(
+        name="qwen-native",
+        model_types=(),
+        converted_from=("qwen",),
+        lora_target_modules=_QKV,
+        fingpt_lora_target_modules=_QKV,
+        pad_token_candidates=("<|extra_0|>", "<|endoftext|>"),
+        eos_token_candidates=("<|endoftext|>",),
+        notes="Qwen-7B/14B (v1) converted by `fingpt-hf model convert` (Qwen2ForCausalLM): c_attn split "
+        "into q/k/v_proj (FinGPT's target); pad <|extra_0|> and EOS <|endoftext|> as FinGPT sets them. "
+        "Exact up to the original's seq_length only (no dynamic NTK / logn scaling beyond it).",
+        examples=("Qwen/Qwen-14B", "Qwen/Qwen-7B"),
+    ),
+    FamilySpec(
         name="baichuan",
         model_types=("baichuan",),
         architectures=("BaichuanForCausalLM", "BaiChuanForCausalLM"),
@@ -75,6 +88,17 @@ FAMILIES: tuple[FamilySpec, ...] = (
         pad_token_candidates=("<unk>",),
         notes="Baichuan/Baichuan2 (remote code) fuse q/k/v into W_pack: FinGPT's q_proj/k_proj/v_proj "
         "targets match no module and would train nothing, so we target W_pack.",
+        examples=("baichuan-inc/Baichuan2-7B-Base",),
+    ),
+    FamilySpec(
+        name="baichuan2-native",
+        model_types=(),
+        converted_from=("baichuan2",),
+        lora_target_modules=_QKV,
+        fingpt_lora_target_modules=_QKV,
+        pad_token_candidates=("<unk>",),
+        notes="Baichuan2-7B converted by `fingpt-hf model convert` (LlamaForCausalLM): W_pack split into "
+        "q/k/v_proj, so LoRA on q/k/v trains the weights FinGPT's W_pack LoRA trained.",
         examples=("baichuan-inc/Baichuan2-7B-Base",),
     ),
     FamilySpec(
@@ -89,6 +113,18 @@ FAMILIES: tuple[FamilySpec, ...] = (
         notes="ChatGLM2/3 (remote code): fused query_key_value; the tokenizer prefixes every prompt "
         "with [gMASK] sop, which must stay at the start when truncating.",
         examples=("THUDM/chatglm2-6b", "THUDM/chatglm3-6b"),
+    ),
+    FamilySpec(
+        name="chatglm2-native",
+        model_types=(),
+        converted_from=("chatglm2",),
+        lora_target_modules=_QKV,
+        fingpt_lora_target_modules=_QKV,
+        pad_token_candidates=("<unk>",),
+        prefix_tokens=("[gMASK]", "sop"),
+        notes="ChatGLM2-6B converted by `fingpt-hf model convert` (GlmForCausalLM): query_key_value split "
+        "into q/k/v_proj (FinGPT's target); the tokenizer prefixes [gMASK] sop like the original.",
+        examples=("THUDM/chatglm2-6b",),
     ),
     FamilySpec(
         name="glm",

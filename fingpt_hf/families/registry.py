@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fingpt_hf.conversion.spec import SOURCE_KEY
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.families.catalog import FAMILIES, GENERIC
 from fingpt_hf.families.spec import FamilySpec
@@ -13,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 _BY_MODEL_TYPE: dict[str, FamilySpec] = {t.lower(): f for f in FAMILIES for t in f.model_types}
 _BY_ARCHITECTURE: dict[str, FamilySpec] = {a: f for f in FAMILIES for a in f.architectures}
+_BY_CONVERSION: dict[str, FamilySpec] = {c: f for f in FAMILIES for c in f.converted_from}
 _BY_NAME: dict[str, FamilySpec] = {f.name: f for f in FAMILIES} | {GENERIC.name: GENERIC}
 
 
@@ -34,16 +36,20 @@ def family_by_name(name: str) -> FamilySpec:
 def get_family(config: Any) -> FamilySpec:
     """The family of a ``PretrainedConfig`` (or a bare ``model_type`` string).
 
-    Unknown models get the generic family (LoRA on all linear layers) with a warning, so a new
-    architecture still trains, just not with hand-picked targets.
+    A checkpoint written by ``fingpt-hf model convert`` is known by the family its config records
+    (``fingpt_hf_source``). Unknown models get the generic family (LoRA on all linear layers) with
+    a warning, so a new architecture still trains, just not with hand-picked targets.
     """
     if isinstance(config, FamilySpec):
         return config
     if isinstance(config, str):
-        model_type, architectures = config, []
+        model_type, architectures, source = config, [], None
     else:
         model_type = getattr(config, "model_type", None) or ""
         architectures = list(getattr(config, "architectures", None) or [])
+        source = getattr(config, SOURCE_KEY, None)
+    if isinstance(source, dict) and source.get("family") in _BY_CONVERSION:
+        return _BY_CONVERSION[source["family"]]
     family = _BY_MODEL_TYPE.get(model_type.lower())
     if family is None:
         family = next((_BY_ARCHITECTURE[a] for a in architectures if a in _BY_ARCHITECTURE), None)

@@ -18,7 +18,10 @@ class FamilySpec:
     in order when the tokenizer has no pad token (then EOS); we never add a token, because that
     would silently resize the embeddings. ``eos_token_candidates`` do the same for tokenizers
     that ship without an EOS (Qwen v1). ``prefix_tokens`` are special tokens the family's own
-    tokenizer puts before every prompt (ChatGLM's ``[gMASK] sop``).
+    tokenizer puts before every prompt (ChatGLM's ``[gMASK] sop``). ``converted_from`` names the
+    ``fingpt-hf model convert`` families (``config.json["fingpt_hf_source"]["family"]``) whose
+    native checkpoints this entry covers; they are matched before ``model_type``, since a converted
+    ChatGLM2 is a ``glm`` model with ChatGLM2's tokenizer.
     """
 
     name: str
@@ -32,6 +35,7 @@ class FamilySpec:
     add_eos: bool = True
     prompt_style: str = "fingpt"
     fingpt_lora_target_modules: tuple[str, ...] | None = None
+    converted_from: tuple[str, ...] = ()
     notes: str = ""
     examples: tuple[str, ...] = field(default=())
 
