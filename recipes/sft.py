@@ -14,15 +14,26 @@ import sys
 
 
 def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
-    """Parse, train, report; ``callbacks`` (TrainerCallback objects) are for scripts that wrap this one."""
+    """Parse, train, save, push; ``callbacks`` (TrainerCallback objects) are for scripts that wrap this one."""
+    from accelerate import PartialState
+
     from fingpt_hf.errors import FinGPTError
+    from fingpt_hf.hub.push import push_to_hub
     from fingpt_hf.training.recipe import parse_sft_args
     from fingpt_hf.training.sft import run_sft
 
     try:
+        # 1. Parse the recipe and the command line (every key is checked).
         parsed = parse_sft_args(argv)
-        output_dir = run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit,
+        args = parsed.training_args
+        push, repo_id = bool(args.push_to_hub), args.hub_model_id
+        # 2. Checks, data, tokenizer, model, LoRA, trainer, train, save (adapter + fingpt_run.json).
+        output_dir = run_sft(parsed.script_args, args, parsed.model_args, recipe=parsed.explicit,
                              callbacks=callbacks)
+        # 3. Push the finished adapter once, with its card (not every checkpoint).
+        if push and PartialState().is_main_process:
+            push_to_hub(output_dir, repo_id, private=bool(args.hub_private_repo), revision=args.hub_revision,
+                        commit_message="fingpt-hf: LoRA adapter")
     except FinGPTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

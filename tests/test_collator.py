@@ -11,7 +11,8 @@ from transformers import PreTrainedTokenizerFast
 
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.families import family_by_name, prepare_tokenizer, special_prefix_length
-from fingpt_hf.training.collator import AnswerOnlyCollator, model_uses_position_ids, tokenize_prompt_completion
+from fingpt_hf.families.tokenization import tokenize_prompt_completion
+from fingpt_hf.training.collator import AnswerOnlyCollator, model_uses_position_ids
 from tiny_models import tiny_llama_config
 
 WORDS = [

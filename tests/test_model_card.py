@@ -174,3 +174,16 @@ def test_template_is_packaged():
 
     assert TEMPLATE_PATH.is_file() and TEMPLATE_PATH.suffix == ".j2"
     assert TEMPLATE_PATH.is_relative_to(Path(__file__).resolve().parent.parent / "fingpt_hf")
+
+
+def test_adapter_on_a_converted_base_names_the_original(results):
+    """An adapter trained on a `fingpt-hf model convert` checkpoint: the card's base_model is the
+    original Hub id, and it says how to make the same conversion (with the pinned revision)."""
+    info = {"model": {"name_or_path": "models/qwen-14b", "family": "qwen-native",
+                      "converted_from": {"family": "qwen", "source": "Qwen/Qwen-14B", "revision": "c4051215"}},
+            "base_model": "models/qwen-14b"}
+    card = render_model_card(results=results, training_info=info)
+    assert card.data.base_model == "Qwen/Qwen-14B"
+    assert "Qwen/Qwen-14B (revision c4051215), converted to a native transformers checkpoint" in card.text
+    assert "fingpt-hf model convert Qwen/Qwen-14B --revision c4051215 --output CONVERTED_DIR" in card.text
+    assert 'AutoModelForCausalLM.from_pretrained("CONVERTED_DIR")' in card.text

@@ -16,7 +16,8 @@ from fingpt_hf.data.prompts import format_prompt
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.families import family_by_name
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head
-from fingpt_hf.training.collator import AnswerOnlyCollator, tokenize_prompt_completion
+from fingpt_hf.families.tokenization import tokenize_prompt_completion
+from fingpt_hf.training.collator import AnswerOnlyCollator
 from fingpt_hf.training.recipe import parse_sft_args
 from fingpt_hf.training.run_info import read_run_info
 from fingpt_hf.training.sft import check_padding_free, run_sft

@@ -11,7 +11,7 @@ from fingpt_hf.data.labels import LABELS
 from fingpt_hf.data.prompts import format_prompt
 from fingpt_hf.evaluation.scoring import pick_labels, score_labels, shared_prefix_length, tokenize_labels
 from fingpt_hf.families.registry import get_family
-from fingpt_hf.training.collator import tokenize_prompt_completion
+from fingpt_hf.families.tokenization import tokenize_prompt_completion
 from tiny_models import tiny_llama
 
 

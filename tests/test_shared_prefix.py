@@ -16,7 +16,8 @@ from fingpt_hf.data.prompts import format_prompt
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.families import family_by_name
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head
-from fingpt_hf.training.collator import AnswerOnlyCollator, tokenize_prompt_completion
+from fingpt_hf.families.tokenization import tokenize_prompt_completion
+from fingpt_hf.training.collator import AnswerOnlyCollator
 from fingpt_hf.training.recipe import ScriptArguments
 from fingpt_hf.training.shared_prefix import _best_groups, plan_shared_prefixes, supports_shared_prefix
 

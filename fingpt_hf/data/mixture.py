@@ -75,10 +75,17 @@ class MixtureConfig:
     seed: int = 42
     on_missing: Literal["error", "skip"] = "skip"
     max_samples: int | None = None
+    allow_test_split: bool = False
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise FinGPTError("dataset_mixture: 'datasets' is empty; list at least one source")
+        on_test = [s.name for s in self.sources if s.path is None and s.split == "test"]
+        if on_test and self.allow_test_split is not True:
+            raise FinGPTError(
+                f"dataset_mixture: {', '.join(on_test)} with split: test would train on the rows the "
+                "benchmarks are scored on; set allow_test_split: true in dataset_mixture if that is meant"
+            )
         names = [s.name for s in self.sources]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -137,12 +144,13 @@ class MixtureConfig:
             if "name" not in entry:
                 raise FinGPTError(f"dataset_mixture.datasets[{index}]: missing 'name'")
             sources.append(MixtureSource(**entry))
-        kwargs = {k: data[k] for k in ("seed", "on_missing", "max_samples") if k in data}
+        kwargs = {k: data[k] for k in ("seed", "on_missing", "max_samples", "allow_test_split") if k in data}
         return cls(sources, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"datasets": [dataclasses.asdict(s) for s in self.sources], "seed": self.seed,
-                "on_missing": self.on_missing, "max_samples": self.max_samples}
+                "on_missing": self.on_missing, "max_samples": self.max_samples,
+                "allow_test_split": self.allow_test_split}
 
 
 def parse_weights(text: str) -> dict[str, float]:

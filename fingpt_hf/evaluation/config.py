@@ -16,7 +16,7 @@ from fingpt_hf.data.prompts import PROMPT_STYLES
 from fingpt_hf.errors import FinGPTError
 
 MODES: tuple[str, ...] = ("score", "generate")
-DTYPES: tuple[str, ...] = ("auto", "bf16", "fp32")
+DTYPES: tuple[str, ...] = ("auto", "fp16", "bf16", "fp32")
 
 
 @dataclass
@@ -49,16 +49,29 @@ class EvalConfig:
     parser: Literal["strict", "fingpt"] = field(
         default="strict", metadata={"help": "Answer parser for --mode generate (fingpt = FinGPT's change_target)."}
     )
-    prompt_style: Literal["fingpt", "chat"] = field(
-        default="fingpt", metadata={"help": "fingpt: FinGPT's plain template; chat: the tokenizer's chat template."}
+    prompt_style: Literal["fingpt", "chat"] | None = field(
+        default=None,
+        metadata={"help": "fingpt: FinGPT's plain template; chat: the tokenizer's chat template (default: what "
+                          "the adapter was trained with, from its fingpt_run.json, else the model family's)."},
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Cut prompts from the left to this many tokens with the answer, as training did "
+                          "(default: the adapter's training max_length; no cut without one)."},
     )
     batch_size: int = field(default=16, metadata={"help": "Examples per forward pass."})
     max_new_tokens: int = field(default=8, metadata={"help": "Generated tokens at most (--mode generate)."})
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows of each data set."})
-    dtype: Literal["auto", "bf16", "fp32"] = field(
-        default="auto", metadata={"help": "auto: bf16 where the device supports it, else fp32."}
+    dtype: Literal["auto", "fp16", "bf16", "fp32"] = field(
+        default="auto",
+        metadata={"help": "auto: bf16 where the device supports it, fp16 on a CUDA GPU without bf16, else fp32."},
     )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps, ... (default: cuda if available)."})
+    device_map: str | None = field(
+        default=None,
+        metadata={"help": "'auto': spread the model over every visible GPU (accelerate's device_map), for models "
+                          "too large for one; the base is loaded there directly, in --dtype."},
+    )
     output_dir: str = field(default="eval_results", metadata={"help": "Where result files go (see docs)."})
     data_dir: str | None = field(default=None, metadata={"help": "FinGPT data mirror (default: $FINGPT_DATA_DIR or the Hub)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub (off by default)."})
@@ -112,7 +125,7 @@ class EvalConfig:
             raise FinGPTError(f"--mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.parser not in ("strict", "fingpt"):
             raise FinGPTError(f"--parser {self.parser!r}; choose strict or fingpt")
-        if self.prompt_style not in PROMPT_STYLES:
+        if self.prompt_style is not None and self.prompt_style not in PROMPT_STYLES:
             raise FinGPTError(f"--prompt-style {self.prompt_style!r}; choose {' or '.join(PROMPT_STYLES)}")
         if self.dtype not in DTYPES:
             raise FinGPTError(f"--dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -124,6 +137,12 @@ class EvalConfig:
             raise FinGPTError("--datasets is empty and no --custom data set was given: nothing to evaluate")
         if self.label_map is not None:
             self.label_map_dict  # noqa: B018 - validates the JSON
+        if self.max_length is not None and self.max_length < 2:
+            raise FinGPTError(f"--max-length must be >= 2, got {self.max_length}")
+        if self.device_map not in (None, "auto"):
+            raise FinGPTError(f"--device-map {self.device_map!r}; the only choice is auto")
+        if self.device_map and self.device:
+            raise FinGPTError("--device-map auto places the model itself; leave --device unset")
         if self.batch_size < 1:
             raise FinGPTError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.max_new_tokens < 1:

@@ -50,6 +50,17 @@ def greedy_config(tokenizer, max_new_tokens: int) -> GenerationConfig:
     )
 
 
+def left_padded(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``input_ids`` and ``attention_mask`` of prompts padded on the left, so all end at one column."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
+        attention[row, width - len(ids):] = 1
+    return input_ids, attention
+
+
 @torch.inference_mode()
 def generate_answers(
     model,
@@ -59,26 +70,35 @@ def generate_answers(
     max_new_tokens: int = 8,
     add_special_tokens: bool = True,
     progress: Callable | None = None,
+    family=None,
+    max_length: int | None = None,
 ) -> list[str]:
     """Greedy answers (the generated text only, special tokens removed) in input order.
 
-    Prompts are sorted by length and left-padded per batch, so every prompt ends at the same
-    column and generation continues right after it.
+    Prompts are encoded by ``fingpt_hf.families.tokenization.prompt_ids`` (the ids training and
+    scoring use, family prefix tokens included), sorted by length and left-padded per batch, so
+    every prompt ends at the same column and generation continues right after it. The
+    tokenizer is not changed.
     """
+    from fingpt_hf.families.catalog import GENERIC
+    from fingpt_hf.families.tokenization import answer_room, prompt_ids
+
     if not prompts:
         return []
-    tokenizer.padding_side = "left"
-    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
+    family = family or GENERIC
+    room = answer_room(tokenizer, family) if max_length is not None else 0  # the cut training made
+    encoded = [prompt_ids(p, tokenizer, family, add_special_tokens, max_length, answer_length=room) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
     config = greedy_config(tokenizer, max_new_tokens)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     mask = newline_token_mask(tokenizer)
     answers: list[str | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True,
-                        add_special_tokens=add_special_tokens).to(model.device)
-        width = enc["input_ids"].shape[1]
-        out = model.generate(**enc, generation_config=config,
+        input_ids, attention = left_padded([encoded[i] for i in chunk], pad_id)
+        width = input_ids.shape[1]
+        out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                             generation_config=config,
                              stopping_criteria=StoppingCriteriaList([NewlineStoppingCriteria(mask, width)]))
         texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
         for i, text in zip(chunk, texts):

@@ -69,14 +69,14 @@ def resolve_device(device: str | None):
 
 
 def resolve_dtype(dtype: str, device) -> Any:
+    """``auto``: bf16 where the device computes it, fp16 on a CUDA GPU without bf16 (a 13B model in
+    fp32 would need ~52 GB), fp32 otherwise."""
     import torch
 
-    if dtype == "fp32":
-        return torch.float32
-    if dtype == "bf16":
-        return torch.bfloat16
+    if dtype in ("fp32", "bf16", "fp16"):
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu":
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     return torch.float32
@@ -265,6 +265,13 @@ class ModelSource:
     model_path: str
     model_info: dict[str, Any]
     adapter_info: dict[str, Any] | None
+    adapter_dir: Path | None = None  # local directory (or Hub snapshot) holding the adapter's files
+
+    def training_settings(self) -> dict[str, Any] | None:
+        """What the adapter's training run recorded (``fingpt_run.json``), or None without one."""
+        from fingpt_hf.provenance import read_run_info
+
+        return read_run_info(self.adapter_dir) if self.adapter_dir is not None else None
 
 
 def inspect_sources(
@@ -284,9 +291,10 @@ def inspect_sources(
         raise FinGPTError(f"--model {model}: no such directory")
     model_info = {"name_or_path": model, "revision": revision,
                   "hash": weights_fingerprint(local) if local.is_dir() else None}
-    adapter_info = None
+    adapter_info = adapter_dir = None
     if adapter:
         config_path, weights_path = adapter_files(adapter, adapter_revision)
+        adapter_dir = config_path.parent
         adapter_config = read_adapter_config(config_path)
         if not allow_base_mismatch:
             check_adapter_base(model, adapter_config.get("base_model_name_or_path"), adapter, config_path,
@@ -294,7 +302,12 @@ def inspect_sources(
         adapter_info = {"name_or_path": adapter, "revision": adapter_revision,
                         "hash": "sha256:" + file_sha256(weights_path),
                         "base_model_name_or_path": adapter_config.get("base_model_name_or_path")}
-    return ModelSource(model, model_path, model_info, adapter_info)
+    return ModelSource(model, model_path, model_info, adapter_info, adapter_dir)
+
+
+def read_model_config(source: ModelSource, trust_remote_code: bool = False) -> Any:
+    """The base model's config (no weights), or None when it cannot be read."""
+    return _load_config(source.model_path, source.model_info["revision"], trust_remote_code)
 
 
 def load_model(
@@ -303,13 +316,19 @@ def load_model(
     device: str | None = None,
     trust_remote_code: bool = False,
     merge_adapter: bool = True,
+    device_map: str | None = None,
 ) -> LoadedModel:
-    """Load the tokenizer and model (plus adapter), ready for batched left-padded inference."""
+    """Load the tokenizer and model (plus adapter), ready for batched left-padded inference.
+
+    The base is loaded straight onto its device in the target dtype (``device_map="auto"``
+    spreads it over every visible GPU), and the adapter is attached (and merged) there: a large
+    base model never passes through CPU memory in float32.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from fingpt_hf.families.registry import check_remote_code, get_family
-    from fingpt_hf.families.tokenizer import prepare_tokenizer
+    from fingpt_hf.families.tokenization import prepare_tokenizer
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -321,7 +340,7 @@ def load_model(
     family = get_family(config)
     check_remote_code(family, trust_remote_code)
     tokenizer_source = source.model_path
-    adapter_dir = Path(source.adapter_info["name_or_path"]).expanduser() if source.adapter_info else None
+    adapter_dir = source.adapter_dir
     if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file():
         tokenizer_source = str(adapter_dir)  # the trainer saves the tokenizer it used next to the adapter
     tokenizer = AutoTokenizer.from_pretrained(
@@ -330,11 +349,9 @@ def load_model(
     )
     prepare_tokenizer(tokenizer, family)
     tokenizer.padding_side = "left"
-    # Merging LoRA weights is done in float32 so the merged weights lose nothing before the cast.
-    load_dtype = torch.float32 if source.adapter_info and merge_adapter else torch_dtype
     model = AutoModelForCausalLM.from_pretrained(
-        source.model_path, revision=revision, dtype=load_dtype, trust_remote_code=trust_remote_code,
-        use_safetensors=True,
+        source.model_path, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+        use_safetensors=True, device_map=device_map or str(torch_device),
     )
     if source.model_info["revision"] is None:
         source.model_info["revision"] = getattr(model.config, "_commit_hash", None)
@@ -345,10 +362,9 @@ def load_model(
                                           revision=source.adapter_info["revision"], is_trainable=False)
         if merge_adapter:
             model = model.merge_and_unload()
-    model = model.to(device=torch_device, dtype=torch_dtype)
     if torch_dtype != torch.float32:
         upcast_output_head(model)
     model.eval()
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return LoadedModel(model, tokenizer, source.model_info, source.adapter_info, torch_device, torch_dtype)
+    return LoadedModel(model, tokenizer, source.model_info, source.adapter_info, model.device, torch_dtype)

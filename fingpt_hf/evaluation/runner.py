@@ -9,23 +9,21 @@ records the same evaluation config, so an interrupted run loses at most the data
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fingpt_hf.data.benchmarks import dataset_reference, load_benchmark
 from fingpt_hf.data.labels import INVALID, LABELS
-from fingpt_hf.data.prompts import adds_special_tokens, format_prompt
+from fingpt_hf.data.prompts import PROMPT_STYLES, adds_special_tokens, format_prompt
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.evaluation.config import EvalConfig
 from fingpt_hf.evaluation.model_loading import LoadedModel, ModelSource, inspect_sources, load_model
+from fingpt_hf.provenance import now_iso, package_versions
 from fingpt_hf.evaluation.results import (
     AGGREGATE_FILE,
     CONFUSION_FILE,
@@ -41,9 +39,6 @@ from fingpt_hf.evaluation.results import (
 
 logger = logging.getLogger(__name__)
 
-VERSION_PACKAGES = ("fingpt-hf", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "scikit-learn")
-
-
 @dataclass
 class EvalDataset:
     """One data set to evaluate and where it came from."""
@@ -53,20 +48,6 @@ class EvalDataset:
     dataset_id: str
     dataset_config: str | None
     split: str
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSION_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def check_labels(ds: EvalDataset) -> None:
@@ -114,9 +95,40 @@ def eval_signature(config: EvalConfig, source: ModelSource) -> dict[str, Any]:
         "adapter_revision": adapter["revision"] if adapter else None,
         "adapter_hash": adapter["hash"] if adapter else None,
         "mode": config.mode, "parser": config.parser if config.mode == "generate" else None,
-        "prompt_style": config.prompt_style, "limit": config.limit, "split": config.split,
+        "prompt_style": config.prompt_style, "max_length": config.max_length, "limit": config.limit,
+        "split": config.split,
         "max_new_tokens": config.max_new_tokens if config.mode == "generate" else None,
     }
+
+
+def apply_training_settings(config: EvalConfig, source: ModelSource) -> list[str]:
+    """Fill the prompt style and ``max_length`` left unset from what the adapter was trained with
+    (its ``fingpt_run.json``), else the family's prompt style; returns a line saying which was used.
+
+    A model evaluated with another prompt than it was trained on scores worse for no reason the
+    user can see, so the run's own settings win over the defaults, and explicit options over both.
+    """
+    info = source.training_settings() or {}
+    recipe = info.get("recipe") if isinstance(info.get("recipe"), dict) else {}
+    where = f"{source.adapter_dir}/fingpt_run.json"
+    notes = []
+    if config.prompt_style is None:
+        style = info.get("prompt_style") or recipe.get("prompt_style")
+        if style in PROMPT_STYLES:
+            config.prompt_style, origin = style, where
+        else:
+            from fingpt_hf.families.registry import get_family
+            from fingpt_hf.evaluation.model_loading import read_model_config
+
+            config.prompt_style = get_family(read_model_config(source)).prompt_style
+            origin = "the model family's default"
+        notes.append(f"prompt style {config.prompt_style} (from {origin}; --prompt-style overrides)")
+    if config.max_length is None:
+        length = info.get("max_length", recipe.get("max_length"))
+        if isinstance(length, int) and length > 1:
+            config.max_length = length
+            notes.append(f"max_length {length} (from {where}; --max-length overrides)")
+    return notes
 
 
 def check_output_dir(output_dir: Path) -> None:
@@ -150,14 +162,16 @@ def plan(config: EvalConfig, datasets: list[EvalDataset], signature: dict[str, A
 def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progress: Callable | None = None
             ) -> tuple[list[str], list[str | None], list[list[float]] | None]:
     """Raw answers, parsed labels and (score mode) per-label log-likelihoods, in input order."""
+    from fingpt_hf.families.registry import get_family
+
     add_special = adds_special_tokens(config.prompt_style)
+    family = get_family(loaded.model.config)
     if config.mode == "score":
         from fingpt_hf.evaluation.scoring import pick_labels, score_labels
-        from fingpt_hf.families.registry import get_family
 
         scores = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=config.batch_size,
-                              add_special_tokens=add_special, progress=progress,
-                              family=get_family(loaded.model.config))
+                              add_special_tokens=add_special, progress=progress, family=family,
+                              max_length=config.max_length)
         labels = pick_labels(scores, LABELS)
         return list(labels), list(labels), scores
     from fingpt_hf.evaluation.generation import generate_answers
@@ -165,7 +179,7 @@ def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progres
 
     answers = generate_answers(loaded.model, loaded.tokenizer, prompts, batch_size=config.batch_size,
                                max_new_tokens=config.max_new_tokens, add_special_tokens=add_special,
-                               progress=progress)
+                               progress=progress, family=family, max_length=config.max_length)
     return answers, [parse_answer(a, config.parser) for a in answers], None
 
 
@@ -177,7 +191,7 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
     from fingpt_hf.evaluation.plots import plot_confusion_matrix
     from fingpt_hf.metrics.scores import compute_sentiment_metrics
 
-    started = _now()
+    started = now_iso()
     rows = ds.rows.to_list()
     prompts = [format_prompt(row, style=config.prompt_style, tokenizer=loaded.tokenizer) for row in rows]
     gold = [row["output"] for row in rows]
@@ -206,7 +220,7 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
         "parser": config.parser if config.mode == "generate" else None,
         "prompt_style": config.prompt_style, "metrics": metrics,
         "examples_per_second": len(rows) / elapsed if elapsed > 0 else None,
-        "seed": config.seed, "versions": versions, "started_at": started, "finished_at": _now(),
+        "seed": config.seed, "versions": versions, "started_at": started, "finished_at": now_iso(),
         # Beyond the schema: what the resume check compares, and how the numbers were made.
         "eval_config": signature, "limit": config.limit,
         "scoring": "sum_logprob" if config.mode == "score" else None,
@@ -218,7 +232,7 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
 
 
 def run_block(config: EvalConfig, loaded: LoadedModel | None, versions: dict[str, str | None]) -> dict[str, Any]:
-    run = {"config": config.to_dict(), "versions": versions, "updated_at": _now()}
+    run = {"config": config.to_dict(), "versions": versions, "updated_at": now_iso()}
     if loaded is not None:
         run.update(device=str(loaded.device), dtype=str(loaded.dtype).replace("torch.", ""))
     return run
@@ -233,6 +247,8 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
     datasets = load_eval_datasets(config)
     source = inspect_sources(config.model, config.adapter, config.revision, config.adapter_revision,
                              config.allow_base_mismatch, config.trust_remote_code)
+    for note in apply_training_settings(config, source):
+        echo(note)
     signature = eval_signature(config, source)
     pending = plan(config, datasets, signature)
     skipped = [ds.name for ds in datasets if ds not in pending]
@@ -240,7 +256,8 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
         echo(f"Skipping finished data set(s) in {config.output_dir}: {', '.join(skipped)}")
     if pending:
         set_seed(config.seed)
-        loaded = load_model(source, config.dtype, config.device, config.trust_remote_code, config.merge_adapter)
+        loaded = load_model(source, config.dtype, config.device, config.trust_remote_code, config.merge_adapter,
+                            device_map=config.device_map)
         versions = package_versions()
         for ds in pending:
             result = evaluate_dataset(loaded, config, ds, signature, versions)

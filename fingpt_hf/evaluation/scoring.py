@@ -1,6 +1,6 @@
 """Constrained label scoring: the label whose tokens are most likely after the prompt wins.
 
-Each example is tokenized exactly as training tokenizes it (``fingpt_hf.training.collator``):
+Each example is tokenized exactly as training tokenizes it (``fingpt_hf.families.tokenization``):
 the prompt on its own (with the tokenizer's and the family's special tokens), then each label
 on its own. FinGPT trains this way too, so with its prompt ("... Answer: ") the model learns
 the label right after the prompt's trailing space token; scoring the jointly tokenized
@@ -51,19 +51,18 @@ def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 
 
 def tokenize_labels(
-    tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True, family=None
+    tokenizer, prompts: Sequence[str], labels: Sequence[str], add_special_tokens: bool = True, family=None,
+    max_length: int | None = None,
 ) -> list[LabelTokens]:
     """Each prompt's ids (the context) and each label's ids (the tails), as training encodes them."""
     from fingpt_hf.families.catalog import GENERIC
-    from fingpt_hf.training.collator import encode_completion, encode_prompt
+    from fingpt_hf.families.tokenization import answer_room, encode_completion, prompt_ids
 
     family = family or GENERIC
     tails = [encode_completion(label, tokenizer, family, add_eos=False) for label in labels]
-    out = []
-    for prompt in prompts:
-        prefix, body, suffix = encode_prompt(prompt, tokenizer, family, add_special_tokens)
-        out.append(LabelTokens(context=prefix + body + suffix, tails=tails))
-    return out
+    room = answer_room(tokenizer, family) if max_length is not None else 0  # the cut training made
+    return [LabelTokens(context=prompt_ids(prompt, tokenizer, family, add_special_tokens, max_length, room),
+                        tails=tails) for prompt in prompts]
 
 
 def _pad_id(tokenizer) -> int:
@@ -179,6 +178,7 @@ def score_labels(
     progress: Callable | None = None,
     share_prefix: bool = True,
     family=None,
+    max_length: int | None = None,
 ) -> list[list[float]]:
     """Per example (in input order), the summed log-likelihood of each label after its prompt.
 
@@ -190,7 +190,8 @@ def score_labels(
     """
     if not prompts:
         return []
-    items = tokenize_labels(tokenizer, prompts, labels, add_special_tokens=add_special_tokens, family=family)
+    items = tokenize_labels(tokenizer, prompts, labels, add_special_tokens=add_special_tokens, family=family,
+                            max_length=max_length)
     pad_id = _pad_id(tokenizer)
     prefix_len = shared_prefix_length(items) if share_prefix else 0
     prefix_cache = encode_prefix(model, items[0].context[:prefix_len]) if prefix_len >= MIN_SHARED_PREFIX else None

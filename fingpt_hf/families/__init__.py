@@ -9,7 +9,7 @@ from typing import Any
 
 from fingpt_hf.families.registry import check_remote_code, family_by_name, get_family, list_families
 from fingpt_hf.families.spec import ALL_LINEAR_TARGETS, FamilySpec
-from fingpt_hf.families.tokenizer import prepare_tokenizer, special_prefix_length
+from fingpt_hf.families.tokenization import prepare_tokenizer, special_prefix_length
 
 _LAZY = {"build_lora_config", "resolve_target_modules", "all_linear_targets", "linear_module_names"}
 

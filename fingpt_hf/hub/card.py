@@ -21,12 +21,12 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.evaluation.results import AGGREGATE_FILE, load_results, validate_results
 from fingpt_hf.io import atomic_write_text
+from fingpt_hf.provenance import RUN_INFO_FILE
 
 TEMPLATE_PATH = Path(__file__).with_name("templates") / "adapter_card.md.j2"
 # Where an output directory may keep its aggregate results: evaluation writes DIR/results.json, and
 # a training run that evaluates into OUTPUT_DIR/eval writes OUTPUT_DIR/eval/results.json.
 RESULTS_LOCATIONS: tuple[str, ...] = (AGGREGATE_FILE, f"eval/{AGGREGATE_FILE}")
-TRAINING_INFO_FILE = "fingpt_run.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 FPB_LICENSE = "cc-by-nc-sa-3.0"
 DEFAULT_LICENSE = "apache-2.0"
@@ -93,7 +93,7 @@ def check_results(results: Any, source: str | os.PathLike = "results") -> dict[s
 
 def load_training_info(output_dir: str | os.PathLike) -> dict[str, Any] | None:
     """Read ``fingpt_run.json`` (what training records), or None when the directory has none."""
-    path = Path(output_dir) / TRAINING_INFO_FILE
+    path = Path(output_dir) / RUN_INFO_FILE
     if not path.is_file():
         return None
     info = _read_json(path)
@@ -197,12 +197,22 @@ def _eval_results(results: Mapping[str, Mapping[str, Any]]) -> list[EvalResult]:
 
 
 def _mixture_rows(training_info: Mapping[str, Any], results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per data set of the training mixture, from ``fingpt_run.json``'s ``mixture``.
+
+    That is the ``MixtureReport`` training writes (``sources`` and ``skipped`` lists) or, in
+    hand-written metadata, a mapping of data set names to ``{rows, weight}``.
+    """
     mixture = training_info.get("mixture") or {}
     if not isinstance(mixture, Mapping):
-        raise FinGPTError(f"{TRAINING_INFO_FILE}: 'mixture' must map data set names to {{rows, weight}}")
+        raise FinGPTError(f"{RUN_INFO_FILE}: 'mixture' must be a mixture report or map data set names to {{rows, weight}}")
+    if isinstance(mixture.get("sources"), list):
+        entries = {s["name"]: {"rows": s.get("rows_out"), "weight": s.get("weight")}
+                   for s in mixture["sources"] if isinstance(s, Mapping) and "name" in s}
+    else:
+        entries = dict(mixture)
     rows = []
-    for name in _ordered(list(mixture)):
-        entry = mixture[name]
+    for name in _ordered(list(entries)):
+        entry = entries[name]
         entry = entry if isinstance(entry, Mapping) else {"rows": entry}
         dataset_id = (
             entry.get("dataset_id")
@@ -211,6 +221,13 @@ def _mixture_rows(training_info: Mapping[str, Any], results: Mapping[str, Any]) 
         )
         rows.append({"name": name, "rows": entry.get("rows"), "weight": entry.get("weight"), "dataset_id": dataset_id})
     return rows
+
+
+def _skipped_sources(training_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Mixture sources the run left out (``on_missing: skip``), each with its reason."""
+    mixture = training_info.get("mixture")
+    skipped = mixture.get("skipped") if isinstance(mixture, Mapping) else None
+    return [dict(s) for s in skipped or [] if isinstance(s, Mapping)]
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -296,6 +313,15 @@ def render_model_card(
 
     base_model = info.get("base_model") or adapter.get("base_model_name_or_path")
     base_hub_id = _hub_model_id(info.get("base_model_hub_id")) or _hub_model_id(base_model)
+    converted = (info.get("model") or {}).get("converted_from")
+    base_display = base_model or "the base model"
+    if isinstance(converted, Mapping) and converted.get("source"):
+        # The adapter sits on a `fingpt-hf model convert` checkpoint: the Hub knows the original.
+        revision = converted.get("revision")
+        base_hub_id = _hub_model_id(converted["source"]) or base_hub_id
+        base_display = (f"{converted['source']}{f' (revision {revision})' if revision else ''}, converted to a "
+                        f"native transformers checkpoint by `fingpt-hf model convert`"
+                        f"{f' ({base_model})' if base_model else ''}")
     mixture = _mixture_rows(info, per_dataset)
     trained_on = {row["name"] for row in mixture}
     license = license or info.get("license") or (FPB_LICENSE if "fpb" in trained_on else DEFAULT_LICENSE)
@@ -336,19 +362,23 @@ def render_model_card(
         lora = {"r": adapter.get("r"), "lora_alpha": adapter.get("lora_alpha"),
                 "lora_dropout": adapter.get("lora_dropout"),
                 "target_modules": ", ".join(sorted(targets)) if isinstance(targets, (list, tuple, set)) else targets}
-    total = sum(r["rows"] for r in mixture if isinstance(r["rows"], int))
+    report = info.get("mixture") if isinstance(info.get("mixture"), Mapping) else {}
+    total = report.get("total_rows") or sum(r["rows"] for r in mixture if isinstance(r["rows"], int))
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE_PATH),
         generated_marker=GENERATED_MARKER,
         title=f"{model_name}: LoRA adapter for financial sentiment analysis",
         repo_id=repo_id,
-        base_model_display=base_model or "the base model",
-        base_model_load=base_hub_id or base_model or "BASE_MODEL",
+        base_model_display=base_display,
+        converted=converted if isinstance(converted, Mapping) else None,
+        base_model_load="CONVERTED_DIR" if isinstance(converted, Mapping) and converted.get("source")
+        else base_hub_id or base_model or "BASE_MODEL",
         adapter_load=repo_id or (str(directory) if directory is not None else "ADAPTER_PATH"),
         peft_type=adapter.get("peft_type", "LORA"),
         lora=lora,
         mixture=mixture,
+        skipped=_skipped_sources(info),
         has_training_info=training_info is not None,
         mixture_total=total or None,
         hyperparameters=hyperparameters,

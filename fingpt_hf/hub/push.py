@@ -18,7 +18,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.utils import filter_repo_objects
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.hub.card import ADAPTER_CONFIG_FILE, RESULTS_LOCATIONS, TRAINING_INFO_FILE, is_generated_card, render_model_card
+from fingpt_hf.hub.card import ADAPTER_CONFIG_FILE, RESULTS_LOCATIONS, RUN_INFO_FILE, is_generated_card, render_model_card
 from fingpt_hf.hub.repo_id import check_repo_id
 
 CARD_FILE = "README.md"
@@ -34,7 +34,7 @@ RESULT_PATTERNS = tuple(
     for name in ("results.json", "results.md", "*/result.json", "*/confusion_matrix.png")
 )
 # Only these are pushed: no optimizer states, checkpoints, pickled training args or predictions.
-ALLOW_PATTERNS: tuple[str, ...] = (*ADAPTER_PATTERNS, *TOKENIZER_PATTERNS, CARD_FILE, TRAINING_INFO_FILE, *RESULT_PATTERNS)
+ALLOW_PATTERNS: tuple[str, ...] = (*ADAPTER_PATTERNS, *TOKENIZER_PATTERNS, CARD_FILE, RUN_INFO_FILE, *RESULT_PATTERNS)
 # Trainer checkpoints and hidden files (e.g. an atomic write's temporary file) never go up.
 IGNORE_PATTERNS: tuple[str, ...] = ("checkpoint-*", ".*", "*/.*")
 

@@ -20,7 +20,6 @@ import functools
 import types
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from trl.trainer.utils import FusedCausalLMOutput
@@ -119,27 +118,28 @@ _PLAIN_INPUTS = _NEEDED_INPUTS | {"use_cache", "return_dict", "output_attentions
 def _target_log_probs(
     hidden: torch.Tensor,
     labels: torch.Tensor,
-    head: nn.Linear,
+    head: nn.Module,
     logit_scale: float = 1.0,
     softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row log p(label), entropy (no grad) and top-1 flag for gathered hidden states ``(n, hidden)``.
 
-    The head matmul runs in the ambient autocast dtype; the softmax is computed in float32.
+    The head is called as a module (``head(hidden)``), never through its ``weight``, so whatever
+    hooks or wraps it still applies: DeepSpeed ZeRO-3 gathers its partitioned weight in a forward
+    pre-hook, and quantised or fused heads compute through their own ``forward``. The matmul runs
+    in the ambient autocast dtype; the softmax is computed in float32.
     """
     if hidden.shape[0] <= CHUNK_ROWS:
-        return _score_chunk(hidden, labels, head.weight, head.bias, logit_scale, softcap)
+        return _score_chunk(hidden, labels, head, logit_scale, softcap)
     parts = [
-        checkpoint(
-            _score_chunk, h, y, head.weight, head.bias, logit_scale, softcap, use_reentrant=False
-        )
+        checkpoint(_score_chunk, h, y, head, logit_scale, softcap, use_reentrant=False)
         for h, y in zip(hidden.split(CHUNK_ROWS), labels.split(CHUNK_ROWS))
     ]
     return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
-def _score_chunk(hidden, labels, weight, bias, logit_scale, softcap):
-    logits = F.linear(hidden, weight, bias).float()
+def _score_chunk(hidden, labels, head, logit_scale, softcap):
+    logits = head(hidden).float()
     if logit_scale != 1.0:
         logits = logits * logit_scale
     if softcap:

@@ -92,7 +92,47 @@ def check_model_path(name_or_path: str | None, revision: str | None = None, trus
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
         hint = " (the Hub is offline, HF_HUB_OFFLINE=1, and it is not in the local cache)" if offline else ""
+        if not path.exists():
+            hint += (f"; there is no local directory {name_or_path} either (the seed-model recipes expect "
+                     "the output of `fingpt-hf model convert` there: see the recipe's first lines)")
         raise FinGPTError(f"model_name_or_path: cannot load {name_or_path!r}{hint}: {first}") from None
+
+
+def check_shared_prefix(script_args: Any, training_args: Any, model_args: Any) -> None:
+    """Refuse the combinations under which ``shared_prefix`` would train on wrong gradients.
+
+    Activation checkpointing recomputes each layer in the backward pass after the packed
+    two-block attention of ``fingpt_hf.training.shared_prefix`` has been switched back off, so the
+    recomputed activations are not the ones the forward used: nothing raises, the gradients are
+    just wrong. LoRA dropout draws a different mask for a shared prefix row than for the same row
+    run alone, and no test shows the gradients equal. Both are refused before anything loads.
+    """
+    if not script_args.shared_prefix:
+        return
+    if getattr(training_args, "activation_checkpointing", False) or getattr(training_args, "gradient_checkpointing", False):
+        raise FinGPTError("shared_prefix: true cannot run with activation_checkpointing (the recomputed "
+                          "layers would not use the packed attention, giving wrong gradients): turn one off")
+    if (model_args.lora_dropout or 0) > 0:
+        raise FinGPTError(f"shared_prefix: true needs lora_dropout: 0 (got {model_args.lora_dropout}); its "
+                          "gradients are only shown equal to the plain batch's without dropout")
+
+
+def check_exact_length(config: Any, family: Any, max_length: int | None) -> None:
+    """Refuse a ``max_length`` past the length up to which a converted model equals its original.
+
+    Qwen v1's remote code switches on dynamic NTK rotary scaling and logn attention scaling past
+    its ``seq_length``; the converted Qwen2 checkpoint (``max_position_embeddings = seq_length``)
+    does not, so longer rows would train a different model than FinGPT's without any error.
+    """
+    if family.name != "qwen-native" or max_length is None:
+        return
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise FinGPTError(
+            f"max_length {max_length} is longer than the converted Qwen model's {limit} tokens (the "
+            "original's seq_length); beyond it Qwen v1 applies dynamic NTK and logn attention scaling, "
+            f"which the native Qwen2 model does not reproduce: set max_length <= {limit}"
+        )
 
 
 def _checkpoints(output_dir: Path) -> list[Path]:

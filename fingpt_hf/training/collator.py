@@ -1,4 +1,4 @@
-"""Answer-only loss: tokenization of prompt-completion rows and the padding collator.
+"""Answer-only loss: the padding collator (rows are tokenized by ``fingpt_hf.families.tokenization``).
 
 Loss is on the answer tokens (and the EOS after them) only; prompt and padding are -100.
 FinGPT labels the prompt with the pad id instead of -100: where pad is a real token (Qwen
@@ -23,101 +23,8 @@ from typing import Any
 import torch
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.families.spec import FamilySpec
-from fingpt_hf.families.tokenizer import token_id
 
 IGNORE_INDEX = -100
-
-
-def _find(haystack: Sequence[int], needle: Sequence[int]) -> int | None:
-    if not needle:
-        return 0
-    for start in range(len(haystack) - len(needle) + 1):
-        if list(haystack[start : start + len(needle)]) == list(needle):
-            return start
-    return None
-
-
-def encode_prompt(
-    prompt: str, tokenizer: Any, family: FamilySpec, add_special_tokens: bool = True
-) -> tuple[list[int], list[int], list[int]]:
-    """A prompt's ids as ``(prefix, body, suffix)``: special tokens before and after its text.
-
-    The prompt keeps the special tokens the tokenizer adds around it (BOS, ChatGLM's
-    ``[gMASK] sop``; a trailing EOS is dropped since it would end the text before the answer),
-    and a family's prefix tokens are added if the tokenizer left them out. Training and
-    evaluation both encode prompts here, so a model is scored on exactly the context it was
-    trained on.
-    """
-    with_special = list(tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"])
-    body = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    start = _find(with_special, body)
-    if start is None:
-        prefix, suffix, body = [], [], with_special
-    else:
-        prefix, suffix = with_special[:start], with_special[start + len(body) :]
-    eos_id = getattr(tokenizer, "eos_token_id", None)
-    suffix = [t for t in suffix if t != eos_id]
-    if family.prefix_tokens:
-        wanted = [token_id(tokenizer, tok) for tok in family.prefix_tokens]
-        if any(i is None for i in wanted):
-            raise FinGPTError(
-                f"family {family.name!r} expects prefix tokens {list(family.prefix_tokens)}, "
-                "which this tokenizer does not have; is it the model's own tokenizer?"
-            )
-        if _find(prefix + body + suffix, wanted) is None:
-            prefix = wanted + prefix
-    return prefix, body, suffix
-
-
-def encode_completion(completion: str, tokenizer: Any, family: FamilySpec, add_eos: bool | None = None) -> list[int]:
-    """The answer's ids: tokenized on its own (as FinGPT does), then EOS when the family wants it."""
-    answer = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    eos_id = getattr(tokenizer, "eos_token_id", None)
-    if family.add_eos if add_eos is None else add_eos:
-        if eos_id is None:
-            raise FinGPTError(
-                f"the {family.name} tokenizer has no EOS token; call "
-                "fingpt_hf.families.prepare_tokenizer first"
-            )
-        if not answer or answer[-1] != eos_id:
-            answer.append(eos_id)
-    if not answer:
-        raise FinGPTError(f"the answer {completion!r} has no tokens")
-    return answer
-
-
-def tokenize_prompt_completion(
-    example: Mapping[str, Any],
-    tokenizer: Any,
-    family: FamilySpec,
-    max_length: int | None = None,
-    add_special_tokens: bool = True,
-) -> dict[str, list[int]]:
-    """Tokenize one ``{"prompt", "completion"}`` row into ``input_ids`` and ``completion_mask``.
-
-    Prompt and completion are tokenized separately (``encode_prompt``, ``encode_completion``),
-    as FinGPT's own training does, so the model learns the answer right after the prompt's
-    last token, which is exactly what it sees when generating or scoring from that prompt.
-    Over ``max_length``, prompt text is dropped from the left (after the prefix tokens): the
-    answer is what we train on, and the end of the prompt ("Answer: ") sits next to it.
-    """
-    prompt, completion = example.get("prompt"), example.get("completion")
-    if not isinstance(prompt, str) or not isinstance(completion, str):
-        raise FinGPTError("a training example needs string 'prompt' and 'completion' columns")
-    prefix, body, suffix = encode_prompt(prompt, tokenizer, family, add_special_tokens)
-    answer = encode_completion(completion, tokenizer, family)
-    if max_length is not None:
-        room = max_length - len(prefix) - len(suffix) - len(answer)
-        if room < 0:
-            raise FinGPTError(
-                f"max_length {max_length} cannot hold the {len(answer)} answer tokens plus "
-                f"{len(prefix) + len(suffix)} special prompt tokens; raise max_length"
-            )
-        if len(body) > room:
-            body = body[len(body) - room :] if room else []
-    prompt_ids = prefix + body + suffix
-    return {"input_ids": prompt_ids + answer, "completion_mask": [0] * len(prompt_ids) + [1] * len(answer)}
 
 
 def model_uses_position_ids(model: Any) -> bool:
@@ -141,7 +48,7 @@ class AnswerOnlyCollator:
 
     ``max_length`` truncates the prompt from the left, keeping the first
     ``keep_prefix_tokens`` tokens (BOS, ChatGLM's ``[gMASK] sop``; see
-    ``fingpt_hf.families.tokenizer.special_prefix_length``); the answer is never cut.
+    ``fingpt_hf.families.tokenization.special_prefix_length``); the answer is never cut.
     """
 
     pad_token_id: int

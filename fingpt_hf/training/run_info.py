@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from fingpt_hf.io import atomic_write_json, atomic_write_text
+from fingpt_hf.provenance import RUN_INFO_FILE, now_iso, package_versions, read_run_info
 
-RUN_INFO_FILE = "fingpt_run.json"
+__all__ = ["RECIPE_FILE", "RUN_INFO_FILE", "now_iso", "read_run_info", "recipe_hash", "write_recipe", "write_run_info"]
+
 RECIPE_FILE = "recipe.yaml"
 RUN_INFO_SCHEMA_VERSION = 1
 
@@ -33,41 +33,11 @@ RUN_CONTROL_KEYS = frozenset({
     "save_total_limit", "local_rank",
 })
 
-VERSION_PACKAGES = ("fingpt-hf", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
-                    "deepspeed", "tokenizers", "safetensors", "huggingface-hub", "bitsandbytes")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """sha256 of the options that decide what is trained (run-control options left out)."""
     content = {k: v for k, v in recipe.items() if k not in RUN_CONTROL_KEYS}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in VERSION_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def read_run_info(output_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run metadata in ``output_dir``, or None when there is none (or it is unreadable)."""
-    path = Path(output_dir) / RUN_INFO_FILE
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return info if isinstance(info, dict) else None
 
 
 def write_recipe(output_dir: str | os.PathLike, recipe: Mapping[str, Any]) -> Path:

@@ -15,11 +15,14 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from fingpt_hf.conversion.spec import SOURCE_KEY
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.training.checks import (
+    check_exact_length,
     check_device_requests,
     check_model_path,
     check_output_dir,
+    check_shared_prefix,
     clear_checkpoints,
 )
 from fingpt_hf.training.recipe import to_plain
@@ -80,7 +83,7 @@ def _report_to(value: Any) -> list[str]:
 def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: int | None):
     """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``, ``completion_mask`` and ``labels``."""
     from fingpt_hf.data.prompts import adds_special_tokens, format_prompt
-    from fingpt_hf.training.collator import tokenize_prompt_completion
+    from fingpt_hf.families.tokenization import tokenize_prompt_completion
 
     def encode(row: Mapping[str, Any]) -> dict[str, Any]:
         example = {"prompt": format_prompt(row, style=prompt_style, tokenizer=tokenizer), "completion": row["output"]}
@@ -166,7 +169,7 @@ def run_sft(
     from fingpt_hf.families.default_model import resolve_model_path
     from fingpt_hf.families.lora import build_lora_config, top_layers
     from fingpt_hf.families.registry import check_remote_code, get_family
-    from fingpt_hf.families.tokenizer import prepare_tokenizer
+    from fingpt_hf.families.tokenization import prepare_tokenizer
     from fingpt_hf.training.collator import AnswerOnlyCollator
     from fingpt_hf.training.liger import enable_liger_when_available
 
@@ -183,10 +186,12 @@ def run_sft(
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise FinGPTError("push_to_hub needs hub_model_id (the Hub repository, e.g. user/fingpt-smollm2-lora)")
     check_device_requests(training_args, model_args)
+    check_shared_prefix(script_args, training_args, model_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
     config = check_model_path(model_path, model_args.model_revision, training_args.trust_remote_code)
     family = get_family(config)
     check_remote_code(family, training_args.trust_remote_code)
+    check_exact_length(config, family, training_args.max_length)
     output_dir = Path(training_args.output_dir)
     rhash = recipe_hash(recipe)
     resume = check_output_dir(output_dir, rhash, script_args.overwrite_output_dir,
@@ -196,10 +201,17 @@ def run_sft(
 
     # 2. Data (every rank builds the same rows; it is deterministic and cheap).
     rows, report = build_mixture(mixture_config, script_args.data_dir)
+    if state.is_main_process:
+        for line in report.summary_lines():
+            logger.info("mixture: %s", line)
+        for skipped in report.skipped:  # e.g. NWGI train, which the offline mirror lacks
+            logger.warning("MIXTURE SOURCE LEFT OUT: %s %s (x%g): %s; the run trains without it",
+                           skipped.name, skipped.split, skipped.weight, skipped.reason)
     tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_args.model_revision,
                                               trust_remote_code=training_args.trust_remote_code)
     prepare_tokenizer(tokenizer, family)
-    tokenized = build_training_rows(rows, tokenizer, family, prompt_style, training_args.max_length)
+    max_length = training_args.max_length
+    tokenized = build_training_rows(rows, tokenizer, family, prompt_style, max_length)
     train_rows, eval_rows = holdout_split(tokenized, script_args.eval_holdout, training_args.seed)
 
     # 3. Model and LoRA targets (a target list that matches nothing fails here, before training).
@@ -220,7 +232,8 @@ def run_sft(
     # 4. The output directory is ours from here on.
     state.wait_for_everyone()
     model_info = {"name_or_path": model_args.model_name_or_path, "resolved_path": model_path,
-                  "revision": model_args.model_revision, "family": family.name}
+                  "revision": model_args.model_revision, "family": family.name,
+                  "converted_from": getattr(config, SOURCE_KEY, None)}
     if state.is_main_process:
         if script_args.overwrite_output_dir:
             clear_checkpoints(output_dir)
@@ -228,11 +241,12 @@ def run_sft(
         write_recipe(output_dir, recipe)
         write_run_info(output_dir, recipe=recipe, status="running", started_at=started_at, model=model_info,
                        mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
-                       world_size=state.num_processes, extra={"prompt_style": prompt_style})
+                       world_size=state.num_processes,
+                       extra={"prompt_style": prompt_style, "max_length": max_length})
     state.wait_for_everyone()
 
-    push = bool(training_args.push_to_hub)
-    training_args.push_to_hub = False  # the Trainer would create the repo now and push every checkpoint
+    training_args.push_to_hub = False  # the Trainer would create the repo now and push every checkpoint;
+    # recipes/sft.py pushes the finished adapter once, after training
     training_args.report_to = _report_to(training_args.report_to)
     if training_args.padding_free:
         # TRL's padding-free collator: rows laid end to end with position ids restarting at 0, and
@@ -270,16 +284,8 @@ def run_sft(
         write_run_info(output_dir, recipe=recipe, status="completed", started_at=started_at, model=model_info,
                        mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
                        world_size=state.num_processes, log_history=trainer.state.log_history,
-                       finished_at=now_iso(), extra={"prompt_style": prompt_style, "liger_kernel": liger,
+                       finished_at=now_iso(), extra={"prompt_style": prompt_style, "max_length": max_length,
+                                                     "liger_kernel": liger,
                                                      "global_step": trainer.state.global_step})
     state.wait_for_everyone()
-    if push and state.is_main_process:
-        _push(output_dir, training_args)
     return output_dir
-
-
-def _push(output_dir: Path, training_args: Any) -> None:
-    from fingpt_hf.hub.push import push_to_hub
-
-    push_to_hub(output_dir, training_args.hub_model_id, private=bool(training_args.hub_private_repo),
-                revision=training_args.hub_revision, commit_message="fingpt-hf: LoRA adapter")
