@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from reference_models import import_reference, reference_path
+from reference_models import import_reference, load_state, reference_path, save_state
 
 FOLDER = "baichuan2-7b"
 TOKENIZER_FILE = "tokenization_baichuan__pandong2011.py"
@@ -91,17 +91,6 @@ def _build(modeling: ModuleType, config: dict[str, Any]) -> Any:
     return modeling.BaichuanForCausalLM(modeling.BaichuanConfig(**settings))
 
 
-def _read_weights(checkpoint_dir: Path) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import load_file
-
-    state: dict[str, Any] = {}
-    files = sorted(checkpoint_dir.glob("*.safetensors")) or sorted(checkpoint_dir.glob("pytorch_model*.bin"))
-    for path in files:
-        state.update(load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, weights_only=True))
-    return state
-
-
 def load_original_model(checkpoint_dir: Path, tmp_dir: Path, modeling: str = ORACLE_MODELING) -> Any:
     """The original ``BaichuanForCausalLM`` (fp32, eval) with the checkpoint's weights.
 
@@ -111,7 +100,7 @@ def load_original_model(checkpoint_dir: Path, tmp_dir: Path, modeling: str = ORA
     checkpoint_dir = Path(checkpoint_dir)
     config = json.loads((checkpoint_dir / "config.json").read_text(encoding="utf-8"))
     model = _build(_modeling(tmp_dir, modeling), config)
-    model.load_state_dict(_read_weights(checkpoint_dir), strict=True)
+    model.load_state_dict(load_state(checkpoint_dir), strict=True)
     return model.eval()
 
 
@@ -126,7 +115,6 @@ def write_tiny_original(dest: Path, tmp_dir: Path, seed: int = 0, fmt: str = "bi
     piece count makes a checkpoint whose tokenizer does not fit (for the refusal test).
     """
     import torch
-    from safetensors.torch import save_file
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -145,21 +133,7 @@ def write_tiny_original(dest: Path, tmp_dir: Path, seed: int = 0, fmt: str = "bi
             state[name] = torch.randn(shape, generator=generator)
         else:
             state[name] = torch.randn(shape, generator=generator) * shape[-1] ** -0.5
-    if fmt == "safetensors":
-        save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
-    elif fmt == "bin-sharded":
-        names = list(state)
-        halves = [names[: len(names) // 2], names[len(names) // 2:]]
-        weight_map = {}
-        for i, part in enumerate(halves, start=1):
-            shard = f"pytorch_model-{i:05d}-of-{len(halves):05d}.bin"
-            torch.save({n: state[n] for n in part}, dest / shard)
-            weight_map.update(dict.fromkeys(part, shard))
-        total = sum(t.numel() * t.element_size() for t in state.values())
-        (dest / "pytorch_model.bin.index.json").write_text(
-            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
-    else:
-        raise ValueError(f"fmt {fmt!r}: choose bin-sharded or safetensors")
+    save_state(state, dest, fmt)
     (dest / "config.json").write_text(json.dumps(config, indent=2))
     (dest / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2))
     for name in TOKENIZER_FILES:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from reference_models import import_reference, reference_path
+from reference_models import import_reference, load_state, reference_path, save_state
 
 FOLDER = "chatglm2-6b"
 #: bq-xiao's import of the official tokenizer: 7fabe56 plus the ``padding_side`` kwarg on ``_pad``
@@ -84,23 +84,12 @@ def _build(package: ModuleType, config: dict[str, Any]) -> Any:
     return package.modeling_chatglm.ChatGLMForConditionalGeneration(cfg, empty_init=False)
 
 
-def _read_weights(checkpoint_dir: Path) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import load_file
-
-    state: dict[str, Any] = {}
-    files = sorted(checkpoint_dir.glob("*.safetensors")) or sorted(checkpoint_dir.glob("pytorch_model*.bin"))
-    for path in files:
-        state.update(load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, weights_only=True))
-    return state
-
-
 def load_original_model(checkpoint_dir: Path, tmp_dir: Path) -> Any:
     """The original ``ChatGLMForConditionalGeneration`` (fp32, eval) with the checkpoint's weights."""
     checkpoint_dir = Path(checkpoint_dir)
     config = json.loads((checkpoint_dir / "config.json").read_text(encoding="utf-8"))
     model = _build(_modeling(tmp_dir), config)
-    model.load_state_dict(_read_weights(checkpoint_dir), strict=True)
+    model.load_state_dict(load_state(checkpoint_dir), strict=True)
     return model.eval()
 
 
@@ -108,13 +97,12 @@ def write_tiny_original(dest: Path, tmp_dir: Path, seed: int = 0, fmt: str = "bi
                         config: dict[str, Any] | None = None) -> Path:
     """A tiny random ChatGLM2 checkpoint in the original layout at ``dest``; returns ``dest``.
 
-    ``fmt``: ``"bin"`` (one pytorch_model.bin), ``"sharded"`` (the Hub's pytorch_model-0000N-of-0000M.bin
+    ``fmt``: ``"bin"`` (one pytorch_model.bin), ``"bin-sharded"`` (the Hub's pytorch_model-0000N-of-0000M.bin
     with an index) or ``"safetensors"``; ``config`` overrides keys of ``TINY_CONFIG`` (e.g.
     ``multi_query_attention=False``). Every weight, norms and biases included, is random around
     its usual scale, so a swapped or unsplit tensor shows in the logits.
     """
     import torch
-    from safetensors.torch import save_file
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -132,23 +120,7 @@ def write_tiny_original(dest: Path, tmp_dir: Path, seed: int = 0, fmt: str = "bi
         else:
             scale = 1.0 if "word_embeddings" in name else tensor.shape[-1] ** -0.5
             state[name] = scale * torch.randn(tensor.shape, generator=generator)
-    if fmt == "safetensors":
-        save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
-    elif fmt == "bin":
-        torch.save(state, dest / "pytorch_model.bin")
-    elif fmt == "sharded":
-        names = list(state)
-        halves = [names[: len(names) // 2], names[len(names) // 2:]]
-        weight_map = {}
-        for i, part in enumerate(halves, start=1):
-            shard = f"pytorch_model-{i:05d}-of-{len(halves):05d}.bin"
-            torch.save({n: state[n] for n in part}, dest / shard)
-            weight_map.update(dict.fromkeys(part, shard))
-        total = sum(t.numel() * t.element_size() for t in state.values())
-        (dest / "pytorch_model.bin.index.json").write_text(
-            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
-    else:
-        raise ValueError(f"fmt {fmt!r}: choose bin, sharded or safetensors")
+    save_state(state, dest, fmt)
     (dest / "config.json").write_text(json.dumps(config, indent=2))
     for name in ("tokenizer.model", "tokenizer_config.json"):
         shutil.copyfile(reference_path(FOLDER, name), dest / name)

@@ -50,3 +50,50 @@ def import_reference(folder: str, files: dict[str, str], tmp_dir: Path) -> Modul
     finally:
         sys.path.remove(str(tmp_dir))
     return package
+
+
+#: How ``save_state`` lays a state dict out: one file, or two shards plus an index (the Hub's layouts).
+LAYOUTS = ("safetensors", "safetensors-sharded", "bin", "bin-sharded")
+
+
+def save_state(state: dict, dest: Path, layout: str) -> None:
+    """Write ``state`` into ``dest`` as the original Hub repositories do (see ``LAYOUTS``)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    def write(part: dict, name: str) -> None:
+        if name.endswith(".safetensors"):
+            save_file(part, str(dest / name), metadata={"format": "pt"})
+        else:
+            torch.save(part, dest / name)
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    stem, suffix = ("model", ".safetensors") if layout.startswith("safetensors") else ("pytorch_model", ".bin")
+    if not layout.endswith("-sharded"):
+        write(state, stem + suffix)
+        return
+    names = list(state)
+    halves = (names[: len(names) // 2], names[len(names) // 2:])
+    weight_map = {}
+    for i, keys in enumerate(halves, start=1):
+        shard = f"{stem}-{i:05d}-of-00002{suffix}"
+        write({k: state[k] for k in keys}, shard)
+        weight_map.update(dict.fromkeys(keys, shard))
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    (dest / f"{stem}{suffix}.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+
+
+def load_state(checkpoint_dir: Path) -> dict:
+    """Every tensor of a checkpoint written by ``save_state`` (any of its layouts)."""
+    import torch
+    from safetensors.torch import load_file
+
+    files = sorted(Path(checkpoint_dir).glob("*.safetensors")) or sorted(Path(checkpoint_dir).glob("pytorch_model*.bin"))
+    state: dict = {}
+    for path in files:
+        state.update(load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, weights_only=True))
+    return state

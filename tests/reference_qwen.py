@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from reference_models import import_reference, reference_path
+from reference_models import import_reference, load_state, reference_path, save_state
 
 FOLDER = "qwen-7b-14b-v1"
 TOKENIZER_FILES = ("qwen.tiktoken", "tokenizer_config.json", "generation_config.json")
@@ -47,26 +47,13 @@ def _original_config(package: ModuleType, values: dict[str, Any]) -> Any:
     return package.configuration_qwen.QWenConfig(**{**values, "fp32": True, "bf16": False, "fp16": False})
 
 
-def _read_state(checkpoint_dir: Path) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import load_file
-
-    index = checkpoint_dir / "model.safetensors.index.json"
-    if index.is_file():
-        files = dict.fromkeys(json.loads(index.read_text())["weight_map"].values())
-        return {k: v for name in files for k, v in load_file(str(checkpoint_dir / name)).items()}
-    if (checkpoint_dir / "model.safetensors").is_file():
-        return load_file(str(checkpoint_dir / "model.safetensors"))
-    return torch.load(checkpoint_dir / "pytorch_model.bin", weights_only=True)
-
-
 def load_original_model(checkpoint_dir: Path, tmp_dir: Path) -> Any:
     """``QWenLMHeadModel`` (fp32, eval; torch SDPA attention, the path it picks without flash-attn)
     with the weights of an original-layout checkpoint, loaded strictly."""
     package = reference_package(tmp_dir)
     values = json.loads((Path(checkpoint_dir) / "config.json").read_text())
     model = package.modeling_qwen.QWenLMHeadModel(_original_config(package, values))
-    model.load_state_dict(_read_state(Path(checkpoint_dir)), strict=True)
+    model.load_state_dict(load_state(Path(checkpoint_dir)), strict=True)
     return model.eval()
 
 
@@ -77,10 +64,7 @@ def write_tiny_original(
     config.json values (and so the tensor shapes). ``fmt``: ``safetensors-sharded`` (two shards and
     an index, as Qwen-7B on the Hub) or ``bin`` (one pytorch_model.bin)."""
     import torch
-    from safetensors.torch import save_file
 
-    if fmt not in ("safetensors-sharded", "bin"):
-        raise ValueError(f"fmt {fmt!r}: use 'safetensors-sharded' or 'bin'")
     package = reference_package(tmp_dir)
     values = {**json.loads(reference_path(FOLDER, "config.json").read_text()), **TINY, **config}
     torch.manual_seed(seed)
@@ -93,19 +77,7 @@ def write_tiny_original(
     (dest / "config.json").write_text(json.dumps(values, indent=2))
     for name in TOKENIZER_FILES:
         shutil.copyfile(reference_path(FOLDER, name), dest / name)
-    if fmt == "bin":
-        torch.save(state, dest / "pytorch_model.bin")
-        return dest
-    names = list(state)
-    halves = (names[: len(names) // 2], names[len(names) // 2 :])
-    weight_map = {}
-    for i, keys in enumerate(halves, start=1):
-        shard = f"model-{i:05d}-of-00002.safetensors"
-        save_file({k: state[k] for k in keys}, str(dest / shard), metadata={"format": "pt"})
-        weight_map.update(dict.fromkeys(keys, shard))
-    total = sum(t.numel() * t.element_size() for t in state.values())
-    (dest / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    save_state(state, dest, fmt)
     return dest
 
 

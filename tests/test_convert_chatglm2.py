@@ -44,7 +44,7 @@ def glm(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     from fingpt_hf.conversion.convert import convert_checkpoint
 
     tmp = tmp_path_factory.mktemp("chatglm2")
-    src = write_tiny_original(tmp / "original", tmp / "imports", seed=0, fmt="sharded")
+    src = write_tiny_original(tmp / "original", tmp / "imports", seed=0, fmt="bin-sharded")
     out = convert_checkpoint(str(src), tmp / "native")
     return SimpleNamespace(
         src=src, out=out, tmp=tmp,

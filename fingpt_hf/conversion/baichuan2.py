@@ -12,11 +12,10 @@ normalizer spec (no dummy prefix, spaces kept, byte fallback, user-defined piece
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from fingpt_hf.conversion.spec import ConversionError, Converter
+from fingpt_hf.conversion.spec import ConversionError, Converter, generation_config_from, read_json_object, read_sentencepiece
 
 #: ``RotaryEmbedding.__init__``'s fixed base in the original code (the config has no setting for it).
 ROPE_THETA = 10000.0
@@ -140,17 +139,9 @@ class Baichuan2Converter(Converter):
 
     def build_tokenizer(self, source_dir: Path, source: dict[str, Any]) -> Any:
         from transformers import PreTrainedTokenizerFast
-        from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
+        from transformers.convert_slow_tokenizer import SpmConverter
 
-        path = Path(source_dir) / "tokenizer.model"
-        proto = import_protobuf().ModelProto()
-        try:
-            proto.ParseFromString(path.read_bytes())
-        except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError and others
-            raise ConversionError(f"{path}: not a sentencepiece model ({type(err).__name__}: {err})") from None
-        vocab = {piece.piece: i for i, piece in enumerate(proto.pieces)}
-        if not vocab or len(vocab) != len(proto.pieces):
-            raise ConversionError(f"{path}: empty or has duplicate pieces")
+        proto, vocab = read_sentencepiece(Path(source_dir) / "tokenizer.model")
         positions = source.get("max_position_embeddings", DEFAULTS["max_position_embeddings"])
         length = source.get("model_max_length", positions)
         settings = {**TOKENIZER_DEFAULTS, "model_max_length": int(length),
@@ -174,15 +165,7 @@ class Baichuan2Converter(Converter):
     @staticmethod
     def _tokenizer_config(source_dir: Path) -> dict[str, Any]:
         """The settings of the source's tokenizer_config.json that BaichuanTokenizer reads."""
-        path = source_dir / "tokenizer_config.json"
-        if not path.is_file():
-            return {}
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ConversionError(f"{path}: not readable JSON ({err})") from None
-        if not isinstance(config, dict):
-            raise ConversionError(f"{path}: expected a JSON object")
+        config = read_json_object(source_dir / "tokenizer_config.json", missing_ok=True)
         settings: dict[str, Any] = {}
         for key in ("unk_token", "bos_token", "eos_token", "pad_token"):
             if key in config:
@@ -193,16 +176,9 @@ class Baichuan2Converter(Converter):
         return settings
 
     def build_generation_config(self, source_dir: Path, source: dict[str, Any], tokenizer: Any) -> Any:
-        from transformers import GenerationConfig
-
-        path = Path(source_dir) / "generation_config.json"
-        if path.is_file():
-            try:
-                return GenerationConfig.from_pretrained(str(source_dir))
-            except (OSError, ValueError) as err:
-                raise ConversionError(f"{path}: not a readable generation config ({err})") from None
-        return GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                pad_token_id=tokenizer.pad_token_id)
+        ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+        return generation_config_from(Path(source_dir), ids, keep=("user_token_id", "assistant_token_id"))
 
     def warnings(self, source: dict[str, Any]) -> list[str]:
         return [

@@ -10,11 +10,10 @@ GLM specials after the pieces and the ``[gMASK] sop`` prefix as a post-processor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from fingpt_hf.conversion.spec import ConversionError, Converter
+from fingpt_hf.conversion.spec import ConversionError, Converter, generation_config_from, read_sentencepiece
 
 #: The specials ``SPTokenizer`` appends after the sentencepiece pieces, in id order.
 SPECIAL_TOKENS = ("[MASK]", "[gMASK]", "[sMASK]", "sop", "eop")
@@ -162,17 +161,12 @@ class ChatGLM2Converter(Converter):
     def build_tokenizer(self, source_dir: Path, source: dict[str, Any]) -> Any:
         from tokenizers import AddedToken, processors
         from transformers import PreTrainedTokenizerFast
-        from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
+        from transformers.convert_slow_tokenizer import SpmConverter
 
         path = Path(source_dir) / "tokenizer.model"
-        proto = import_protobuf().ModelProto()
-        try:
-            proto.ParseFromString(path.read_bytes())
-        except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError and others
-            raise ConversionError(f"{path}: not a sentencepiece model ({type(err).__name__}: {err})") from None
-        vocab = {piece.piece: i for i, piece in enumerate(proto.pieces)}
-        if len(vocab) != len(proto.pieces) or any(token in vocab for token in SPECIAL_TOKENS):
-            raise ConversionError(f"{path}: duplicate pieces or pieces named like the GLM special tokens")
+        proto, vocab = read_sentencepiece(path)
+        if any(token in vocab for token in SPECIAL_TOKENS):
+            raise ConversionError(f"{path}: has pieces named like the GLM special tokens")
         # Follows the model's normalizer spec (dummy prefix, no whitespace folding, byte fallback), so
         # it encodes like SentencePieceProcessor.encode, which is all ChatGLMTokenizer calls.
         backend = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
@@ -199,15 +193,8 @@ class ChatGLM2Converter(Converter):
         )
 
     def build_generation_config(self, source_dir: Path, source: dict[str, Any], tokenizer: Any) -> Any:
-        from transformers import GenerationConfig
-
-        path = Path(source_dir) / "generation_config.json"
-        if path.is_file():
-            try:
-                return GenerationConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError) as err:
-                raise ConversionError(f"{path}: not readable JSON ({err})") from None
-        return GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        return generation_config_from(Path(source_dir), {"eos_token_id": tokenizer.eos_token_id,
+                                                         "pad_token_id": tokenizer.pad_token_id})
 
     def warnings(self, source: dict[str, Any]) -> list[str]:
         return [

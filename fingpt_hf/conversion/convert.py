@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fingpt_hf.conversion.spec import SOURCE_KEY, ConversionError, Converter
+from fingpt_hf.conversion.spec import SOURCE_KEY, ConversionError, Converter, read_json_object
 from fingpt_hf.io import atomic_write_json, atomic_write_text, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -91,15 +91,9 @@ def resolve_source(src: str, revision: str | None = None) -> Source:
 
 def read_config(source: Source) -> dict[str, Any]:
     path = source.path / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConversionError(f"{path}: missing; is {source.name} a model checkpoint?") from None
-    except (OSError, ValueError) as err:
-        raise ConversionError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(config, dict):
-        raise ConversionError(f"{path}: expected a JSON object")
-    return config
+    if not path.is_file():
+        raise ConversionError(f"{path}: missing; is {source.name} a model checkpoint?")
+    return read_json_object(path)
 
 
 def find_converter(config: dict[str, Any], where: Path) -> Converter:

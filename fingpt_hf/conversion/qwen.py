@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from fingpt_hf.conversion.spec import ConversionError, Converter
+from fingpt_hf.conversion.spec import ConversionError, Converter, generation_config_from, read_json_object
 
 TIKTOKEN_FILE = "qwen.tiktoken"
 # tokenization_qwen.py (Qwen-7B/14B): the split pattern and the specials at fixed ids from 151643.
@@ -183,32 +182,14 @@ class QwenConverter(Converter):
             bos_token=None,
             unk_token=None,
             pad_token=None,
-            model_max_length=_tokenizer_config(source_dir).get("model_max_length", _get(source, "seq_length")),
+            model_max_length=read_json_object(source_dir / "tokenizer_config.json", missing_ok=True).get("model_max_length", _get(source, "seq_length")),
             clean_up_tokenization_spaces=False,
         )
 
     def build_generation_config(self, source_dir: Path, source: dict[str, Any], tokenizer: Any) -> Any:
         """The source's generation_config.json minus Qwen's own keys (chat_format, stop_words_ids,
         max_window_size...), which only its remote ``chat()`` reads."""
-        from transformers import GenerationConfig
-
-        known = set(GenerationConfig().to_dict()) - {"transformers_version"}
-        values = {"eos_token_id": SPECIAL_START_ID, "pad_token_id": SPECIAL_START_ID}
-        path = source_dir / "generation_config.json"
-        if path.is_file():
-            try:
-                loaded = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as err:
-                raise ConversionError(f"{path}: not readable JSON ({err})") from None
-            if not isinstance(loaded, dict):
-                raise ConversionError(f"{path}: expected a JSON object")
-            values.update({k: v for k, v in loaded.items() if k in known})
-        config = GenerationConfig(**values)
-        try:
-            config.validate(strict=True)
-        except ValueError as err:
-            raise ConversionError(f"{path}: not a valid generation config for transformers ({err})") from None
-        return config
+        return generation_config_from(source_dir, {"eos_token_id": SPECIAL_START_ID, "pad_token_id": SPECIAL_START_ID})
 
     def warnings(self, source: dict[str, Any]) -> list[str]:
         seq_length = _get(source, "seq_length")
@@ -234,14 +215,3 @@ class QwenConverter(Converter):
             "revisions of the original lost the causal mask when given an attention mask.",
             "generation_config.json: Qwen-only keys (chat_format, stop_words_ids, ...) dropped.",
         ]
-
-
-def _tokenizer_config(source_dir: Path) -> dict[str, Any]:
-    path = source_dir / "tokenizer_config.json"
-    if not path.is_file():
-        return {}
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ConversionError(f"{path}: not readable JSON ({err})") from None
-    return loaded if isinstance(loaded, dict) else {}

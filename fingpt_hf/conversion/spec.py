@@ -65,3 +65,54 @@ class Converter:
     def changes(self) -> list[str]:
         """One line per transformation, for the converted checkpoint's README."""
         return []
+
+
+# --- reading the source's small files (shared by the family converters) ------------------------------
+
+def read_json_object(path: Path, missing_ok: bool = False) -> dict[str, Any]:
+    """A JSON object file of the source; ``{}`` for a missing file when ``missing_ok``."""
+    import json
+
+    if missing_ok and not path.is_file():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConversionError(f"{path}: missing") from None
+    except (OSError, ValueError) as err:
+        raise ConversionError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(loaded, dict):
+        raise ConversionError(f"{path}: expected a JSON object")
+    return loaded
+
+
+def read_sentencepiece(path: Path) -> tuple[Any, dict[str, int]]:
+    """A sentencepiece ``tokenizer.model``: its protobuf and the ``{piece: id}`` vocabulary."""
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise ConversionError(f"{path}: not a sentencepiece model ({type(err).__name__}: {err})") from None
+    vocab = {piece.piece: i for i, piece in enumerate(proto.pieces)}
+    if not vocab or len(vocab) != len(proto.pieces):
+        raise ConversionError(f"{path}: empty or has duplicate pieces")
+    return proto, vocab
+
+
+def generation_config_from(source_dir: Path, defaults: dict[str, Any], keep: tuple[str, ...] = ()) -> Any:
+    """``defaults`` updated with the source's ``generation_config.json``: the keys ``GenerationConfig``
+    knows, plus ``keep`` (the originals add keys only their remote ``chat()`` reads; Baichuan2's
+    ``user_token_id``/``assistant_token_id`` are worth keeping for a chat template)."""
+    from transformers import GenerationConfig
+
+    path = source_dir / "generation_config.json"
+    known = set(GenerationConfig().to_dict()) - {"transformers_version"} | set(keep)
+    values = {**defaults, **{k: v for k, v in read_json_object(path, missing_ok=True).items() if k in known}}
+    config = GenerationConfig(**values)
+    try:
+        config.validate(strict=True)
+    except ValueError as err:
+        raise ConversionError(f"{path}: not a valid generation config for transformers ({err})") from None
+    return config
