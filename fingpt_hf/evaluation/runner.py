@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,21 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EvalDataset:
-    """One data set to evaluate and where it came from."""
+    """One data set to evaluate and where it came from.
+
+    ``source`` holds what made the rows besides the name (a benchmark's data directory; a custom
+    file's resolved path, columns, label map and instruction) and ``signature`` (set by ``plan``)
+    everything its finished result must record to be reused, so neither can be left out of it.
+    """
 
     name: str
     rows: Any  # datasets.Dataset with instruction/input/output/dataset
     dataset_id: str
     dataset_config: str | None
     split: str
+    kind: str = "benchmark"  # "benchmark" or "custom"
+    source: dict[str, Any] = field(default_factory=dict)
+    signature: dict[str, Any] | None = None
 
 
 def check_labels(ds: EvalDataset) -> None:
@@ -59,21 +67,35 @@ def check_labels(ds: EvalDataset) -> None:
 
 
 def load_eval_datasets(config: EvalConfig) -> list[EvalDataset]:
-    """The benchmarks and the custom data set, cut to ``--limit`` rows, labels checked."""
+    """The benchmarks and the custom data set, cut to ``--limit`` rows, labels checked.
+
+    The output directory's finished results are checked first (``check_finished_results``), so a
+    broken ``results.json`` fails before data or model are loaded.
+    """
+    check_finished_results(config)
     out = []
+    if config.dataset_names:
+        from fingpt_hf.data.sources import resolve_data_dir
+
+        root = resolve_data_dir(config.data_dir)
+        origin = {"data_dir": str(root.resolve()) if root is not None else "hub"}
     for name in config.dataset_names:
         ref = dataset_reference(name)
         rows = load_benchmark(name, config.split, data_dir=config.data_dir)
-        out.append(EvalDataset(name, rows, ref["dataset_id"], ref["dataset_config"], config.split))
+        out.append(EvalDataset(name, rows, ref["dataset_id"], ref["dataset_config"], config.split,
+                               kind="benchmark", source=dict(origin)))
     if config.custom:
-        from fingpt_hf.data.custom import load_custom_dataset
+        from fingpt_hf.data.custom import load_custom_dataset, normalise_label_map
+        from fingpt_hf.data.prompts import NEWS_INSTRUCTION
 
-        rows = load_custom_dataset(config.custom, config.text_column, config.label_column,
-                                   config.label_map_dict, instruction=config.instruction, name=config.custom_name)
-        name = rows[0]["dataset"] if len(rows) else (config.custom_name or Path(config.custom).stem)
-        if name in config.dataset_names:
-            raise FinGPTError(f"--custom data set name {name!r} clashes with a benchmark; pass --custom-name")
-        out.append(EvalDataset(name, rows, str(Path(config.custom).expanduser().resolve()), None, "custom"))
+        name = config.custom_dataset_name  # checked: a plain name, not a benchmark's
+        path = Path(config.custom).expanduser().resolve()
+        rows = load_custom_dataset(path, config.text_column, config.label_column,
+                                   config.label_map_dict, instruction=config.instruction, name=name)
+        label_map = normalise_label_map(config.label_map_dict)
+        origin = {"path": str(path), "text_column": config.text_column, "label_column": config.label_column,
+                  "label_map": dict(sorted(label_map.items())), "instruction": config.instruction or NEWS_INSTRUCTION}
+        out.append(EvalDataset(name, rows, str(path), None, "custom", kind="custom", source=origin))
     for ds in out:
         if config.limit is not None and config.limit < len(ds.rows):
             ds.rows = ds.rows.select(range(config.limit))
@@ -84,7 +106,9 @@ def load_eval_datasets(config: EvalConfig) -> list[EvalDataset]:
 
 
 def eval_signature(config: EvalConfig, source: ModelSource) -> dict[str, Any]:
-    """What must match for a finished result to count as this evaluation's (resume check).
+    """What must match, for every data set of the run, for a finished result to count as this
+    evaluation's (resume check): model, adapter and every option that changes prompts, labels or
+    scoring. ``dataset_signature`` adds each data set's own identity and rows.
 
     Batch size, dtype and device are left out: they change speed, not which evaluation it is.
     """
@@ -131,28 +155,84 @@ def apply_training_settings(config: EvalConfig, source: ModelSource) -> list[str
     return notes
 
 
+def dataset_signature(signature: dict[str, Any], ds: EvalDataset) -> dict[str, Any]:
+    """``signature`` plus what makes this data set's result: benchmark or custom, its id, config,
+    split and source options (data directory; file path, columns, label map, instruction), and a
+    content hash of the rows actually evaluated (after ``--limit``), so an edited file or mirror
+    is never reported with the old numbers."""
+    from fingpt_hf.data.mixture import content_hash
+
+    own = {"dataset": ds.name, "dataset_kind": ds.kind, "dataset_id": ds.dataset_id,
+           "dataset_config": ds.dataset_config, "split": ds.split}
+    own.update({f"data_{key}": value for key, value in ds.source.items()})
+    own.update(num_rows=len(ds.rows), rows_hash=content_hash(ds.rows))
+    return {**signature, **own}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def signature_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` for every key that differs, in the new signature's order."""
+    keys = list(new) + [k for k in old if k not in new]
+    return [f"{k}: {_shown(old.get(k))} -> {_shown(new.get(k))}" for k in keys if old.get(k) != new.get(k)]
+
+
 def check_output_dir(output_dir: Path) -> None:
-    """An existing aggregate with an old or broken schema fails here, before data or model are loaded."""
-    if (output_dir / AGGREGATE_FILE).is_file():
-        load_results(output_dir / AGGREGATE_FILE)
+    """The output directory exists (or is created) and takes a file, before any work is done:
+    a run that cannot write its results must not find out after evaluating everything."""
+    from fingpt_hf.io import ensure_writable_dir
+
+    ensure_writable_dir(output_dir, "--output-dir")
+
+
+def check_finished_results(config: EvalConfig) -> None:
+    """An unreadable ``DIR/results.json`` (corrupt, old or new schema) stops the run naming the file
+    and the way out; with ``--overwrite`` it is set aside and rebuilt from the finished data sets."""
+    from fingpt_hf.evaluation.results import rebuild_aggregate
+
+    output_dir = Path(config.output_dir)
+    path = output_dir / AGGREGATE_FILE
+    if not path.is_file():
+        return
+    try:
+        load_results(path)
+        return
+    except FinGPTError as err:
+        if not config.overwrite:
+            raise FinGPTError(f"{err}; rerun the same command with --overwrite to set it aside "
+                              f"({AGGREGATE_FILE}.corrupt) and rebuild it from the finished data sets") from None
+        logger.warning("%s; rebuilding it (--overwrite)", err)
+    rebuild_aggregate(output_dir)
 
 
 def plan(config: EvalConfig, datasets: list[EvalDataset], signature: dict[str, Any]) -> list[EvalDataset]:
-    """The data sets still to evaluate; finished ones with another config are an error unless --overwrite."""
+    """The data sets still to evaluate, each with its own signature (``ds.signature``); a finished
+    one from another evaluation, or an unreadable one, is an error unless --overwrite."""
     output_dir = Path(config.output_dir)
     pending = []
     for ds in datasets:
+        ds.signature = dataset_signature(signature, ds)
         path = output_dir / ds.name / RESULT_FILE
         if not path.is_file():
             pending.append(ds)
             continue
-        previous = load_result(path)
-        if previous.get("eval_config") == signature:
+        try:
+            previous = load_result(path)
+        except FinGPTError as err:
+            if not config.overwrite:
+                raise FinGPTError(f"{err}; rerun the same command with --overwrite to evaluate {ds.name} "
+                                  "again and replace it") from None
+            pending.append(ds)
+            continue
+        if previous.get("eval_config") == ds.signature:
             logger.info("%s: already evaluated with this config (%s); skipping", ds.name, path)
             continue
         if not config.overwrite:
             theirs = previous.get("eval_config") or {}
-            diffs = [f"{k}: {theirs.get(k)!r} -> {v!r}" for k, v in signature.items() if theirs.get(k) != v]
+            diffs = signature_changes(theirs if isinstance(theirs, dict) else {}, ds.signature)
             raise FinGPTError(f"{path} holds a result from a different evaluation ({'; '.join(diffs) or 'no config'}); "
                               "pass --overwrite to replace it or choose another --output-dir")
         pending.append(ds)
@@ -183,6 +263,37 @@ def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progres
     return answers, [parse_answer(a, config.parser) for a in answers], None
 
 
+def process_state():
+    """accelerate's ``PartialState``: one process, or one of several started by ``accelerate launch``
+    (GPUs) or ``torchrun`` (CPUs, where accelerate needs ``cpu=True`` to join the gloo group)."""
+    import os
+
+    import torch
+    from accelerate import PartialState
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        return PartialState(cpu=True)
+    return PartialState()
+
+
+def predict_sharded(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progress: Callable | None = None
+                    ) -> tuple[list[str], list[str | None], list[list[float]] | None]:
+    """``predict`` with the rows split across the launched processes (contiguous slices) and the
+    answers gathered back in input order on every process; one process: ``predict`` itself."""
+    state = process_state()
+    if state.num_processes == 1:
+        return predict(loaded, config, prompts, progress)
+    from accelerate.utils import gather_object
+
+    with state.split_between_processes(list(range(len(prompts)))) as mine:
+        part = predict(loaded, config, [prompts[i] for i in mine], progress) if mine else ([], [], [])
+    parts = gather_object([part])  # one (raw, predicted, scores) per process, in process order
+    raw = [a for p in parts for a in p[0]]
+    predicted = [a for p in parts for a in p[1]]
+    scores = [row for p in parts for row in (p[2] or [])] if config.mode == "score" else None
+    return raw, predicted, scores
+
+
 def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, signature: dict[str, Any],
                      versions: dict[str, str | None]) -> dict[str, Any]:
     """Evaluate one data set and write its files; returns its result."""
@@ -195,12 +306,18 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
     rows = ds.rows.to_list()
     prompts = [format_prompt(row, style=config.prompt_style, tokenizer=loaded.tokenizer) for row in rows]
     gold = [row["output"] for row in rows]
-    with tqdm(total=len(rows), desc=f"{ds.name} ({config.mode})", unit="ex", file=sys.stderr) as bar:
+    state = process_state()
+    with tqdm(total=len(rows), desc=f"{ds.name} ({config.mode})", unit="ex", file=sys.stderr,
+              disable=not state.is_main_process) as bar:
         t0 = time.perf_counter()
-        raw, predicted, scores = predict(loaded, config, prompts, progress=bar.update)
+        raw, predicted, scores = predict_sharded(loaded, config, prompts, progress=bar.update)
         elapsed = time.perf_counter() - t0
     metrics = compute_sentiment_metrics(predicted, gold, LABELS)
     out_dir = Path(config.output_dir) / ds.name
+    if not state.is_main_process:  # every process holds the gathered answers; one writes the files
+        state.wait_for_everyone()
+        return {"metrics": metrics, "num_rows": len(rows),
+                "examples_per_second": len(rows) / elapsed if elapsed > 0 else None}
     records = []
     for i, row in enumerate(rows):
         record = {"index": i, "text": row["input"], "gold": gold[i], "raw_answer": raw[i],
@@ -227,7 +344,10 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
         "batch_size": config.batch_size, "dtype": str(loaded.dtype).replace("torch.", ""),
         "device": str(loaded.device),
     }
+    if state.num_processes > 1:
+        result["processes"] = state.num_processes
     write_result(config.output_dir, result, run=run_block(config, loaded, versions))
+    state.wait_for_everyone()
     return result
 
 
@@ -243,6 +363,9 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
     from transformers import set_seed
 
     config.validate()
+    state = process_state()
+    if not state.is_main_process:
+        echo = lambda _: None  # noqa: E731 - one process reports
     check_output_dir(Path(config.output_dir))
     datasets = load_eval_datasets(config)
     source = inspect_sources(config.model, config.adapter, config.revision, config.adapter_revision,
@@ -256,11 +379,13 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
         echo(f"Skipping finished data set(s) in {config.output_dir}: {', '.join(skipped)}")
     if pending:
         set_seed(config.seed)
-        loaded = load_model(source, config.dtype, config.device, config.trust_remote_code, config.merge_adapter,
+        # Launched as several processes, each takes its own device (cuda:<local rank>, or the CPU).
+        device = config.device or (str(state.device) if state.num_processes > 1 and not config.device_map else None)
+        loaded = load_model(source, config.dtype, device, config.trust_remote_code, config.merge_adapter,
                             device_map=config.device_map)
         versions = package_versions()
         for ds in pending:
-            result = evaluate_dataset(loaded, config, ds, signature, versions)
+            result = evaluate_dataset(loaded, config, ds, ds.signature, versions)
             m = result["metrics"]
             echo(f"{ds.name}: accuracy {100 * m['accuracy']:.2f}  F1 macro {100 * m['f1_macro']:.2f}  "
                  f"F1 weighted {100 * m['f1_weighted']:.2f}  invalid {100 * m['invalid_rate']:.2f}%  "
