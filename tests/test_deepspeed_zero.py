@@ -1,5 +1,6 @@
 """DeepSpeed ZeRO-2 and ZeRO-3 for real: two CPU processes under torchrun train a tiny random
-Llama through recipes/sft.py; the loss falls and the saved adapter reproduces the trained model.
+Llama through recipes/sft.py; the loss falls, the saved adapter reproduces the trained model, and
+the fast path's answer-only loss computed inside the ZeRO engine equals the single-process loss.
 
 DeepSpeed compiles a small shared-memory op the first time it runs on CPU (slow once).
 """
@@ -28,15 +29,22 @@ from transformers import TrainerCallback
 
 PROBE = torch.tensor({probe})
 
+LABELS = PROBE.clone()
+LABELS[:, :5] = -100  # the answer-only loss: the last three tokens of each row
+
 class SaveLogits(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kwargs):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            logits = model(input_ids=PROBE, attention_mask=torch.ones_like(PROBE)).logits.float()
+            mask = torch.ones_like(PROBE)
+            logits = model(input_ids=PROBE, attention_mask=mask).logits.float()
+            # The fast path's answer-only head, inside the ZeRO engine (ZeRO-3 gathers the head's
+            # partitioned weight only if the head is called as a module).
+            fast = model(input_ids=PROBE, attention_mask=mask, labels=LABELS, fused_lm_head=True).loss.float()
         model.train(was_training)
         if args.process_index == 0:
-            torch.save(logits, {out!r})
+            torch.save({{"logits": logits, "fast_loss": fast}}, {out!r})
 
 main = runpy.run_path({script!r})["main"]
 sys.exit(main(sys.argv[1:], callbacks=[SaveLogits()]))
@@ -85,8 +93,16 @@ def test_zero_two_cpu_processes(stage, tiny_model, tmp_path):
     probe = torch.tensor(PROBE_IDS)
     with torch.no_grad():
         reloaded = tuned(input_ids=probe, attention_mask=torch.ones_like(probe)).logits.float()
-    in_trainer = torch.load(logits_file)
+    saved = torch.load(logits_file)
+    in_trainer = saved["logits"]
     torch.testing.assert_close(reloaded, in_trainer, rtol=1e-4, atol=1e-4)
+    # The answer-only loss computed inside the ZeRO engine equals the plain loss of the same
+    # model in one process (cross-entropy over the answer tokens of the reloaded logits).
+    labels = probe.clone()
+    labels[:, :5] = -100
+    single = torch.nn.functional.cross_entropy(reloaded[:, :-1].reshape(-1, reloaded.shape[-1]),
+                                               labels[:, 1:].reshape(-1), ignore_index=-100)
+    torch.testing.assert_close(saved["fast_loss"], single, rtol=1e-4, atol=1e-4)
     with tuned.disable_adapter(), torch.no_grad():
         before = tuned(input_ids=probe, attention_mask=torch.ones_like(probe)).logits.float()
     assert not torch.allclose(before, reloaded, atol=1e-3), "training did not change the model"
