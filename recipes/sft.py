@@ -26,14 +26,17 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
         # 1. Parse the recipe and the command line (every key is checked).
         parsed = parse_sft_args(argv)
         args = parsed.training_args
-        push, repo_id = bool(args.push_to_hub), args.hub_model_id
+        # --hub_token lives in memory only: run_sft clears it on `args` before the Trainer pickles
+        # them into training_args.bin, and it is never part of recipe.yaml. None: huggingface_hub's
+        # usual lookup (HF_TOKEN, `hf auth login`).
+        push, repo_id, token = bool(args.push_to_hub), args.hub_model_id, args.hub_token
         # 2. Checks, data, tokenizer, model, LoRA, trainer, train, save (adapter + fingpt_run.json).
         output_dir = run_sft(parsed.script_args, args, parsed.model_args, recipe=parsed.explicit,
                              callbacks=callbacks)
         # 3. Push the finished adapter once, with its card (not every checkpoint).
         if push and PartialState().is_main_process:
             push_to_hub(output_dir, repo_id, private=bool(args.hub_private_repo), revision=args.hub_revision,
-                        commit_message="fingpt-hf: LoRA adapter")
+                        commit_message="fingpt-hf: LoRA adapter", token=token)
     except FinGPTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -136,12 +136,14 @@ def test_output_dir_of_another_run_or_foreign_files(tmp_path):
     assert check_output_dir(out, "sha256:a", overwrite=True) is None
     (out / "notes.txt").unlink()
     write_run_info(out, recipe={"lora_r": 8}, status="running", started_at="t", model={})
-    with pytest.raises(FinGPTError, match="holds a different run"):
-        check_output_dir(out, recipe_hash({"lora_r": 16}))
+    # A run that saved nothing (it failed before its first checkpoint) does not block another recipe.
+    assert check_output_dir(out, recipe_hash({"lora_r": 16})) is None
     same = recipe_hash({"lora_r": 8, "output_dir": "elsewhere"})  # run-control keys do not count
     assert check_output_dir(out, same) is None
     (out / "checkpoint-2").mkdir()
     (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    with pytest.raises(FinGPTError, match="holds a different run"):
+        check_output_dir(out, recipe_hash({"lora_r": 16}))
     (out / "checkpoint-4").mkdir()  # cut off by a kill: no trainer_state.json
     assert check_output_dir(out, same) == str(out / "checkpoint-2") == last_complete_checkpoint(out)
     with pytest.raises(FinGPTError, match="not a Trainer checkpoint"):

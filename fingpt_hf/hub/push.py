@@ -1,7 +1,8 @@
 """Push a trained adapter's output directory to the Hub in one commit.
 
-The token comes from wherever huggingface_hub finds it (``HF_TOKEN``, the login cache); this module
-never reads, writes or logs it. Nothing local is written: a missing model card is rendered in
+The token comes from wherever huggingface_hub finds it (``HF_TOKEN``, the login cache) unless a
+caller passes one (``recipes/sft.py --hub_token``, held in memory only); this module never writes
+or logs it. Nothing local is written: a missing model card is rendered in
 memory, so a failed upload leaves the output directory exactly as it was.
 """
 
@@ -91,13 +92,15 @@ def push_to_hub(
     commit_message: str | None = None,
     *,
     published: Sequence[Any] | None = None,
+    token: str | None = None,
 ) -> str:
     """Upload adapter, tokenizer, model card, results and confusion plots of ``output_dir`` in one commit.
 
     Creates the repository (and the ``revision`` branch) when missing. Returns the commit URL.
     A hand-written README.md in ``output_dir`` is uploaded as it is; a missing or generated one
     (see :func:`~fingpt_hf.hub.card.is_generated_card`) is rendered afresh in memory, with
-    ``published`` rows beside the results. Raises FinGPTError on bad input or a failed upload.
+    ``published`` rows beside the results. ``token`` None means huggingface_hub's usual lookup.
+    Raises FinGPTError on bad input or a failed upload.
     """
     check_repo_id(repo_id)
     root = Path(output_dir)
@@ -114,7 +117,7 @@ def push_to_hub(
         operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=str(card).encode("utf-8")))
     message = commit_message or f"Upload fingpt-hf adapter ({len(operations)} files)"
 
-    api = HfApi()
+    api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision is not None and revision != "main":

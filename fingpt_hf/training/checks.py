@@ -152,6 +152,10 @@ def check_output_dir(
       ``clear_checkpoints``);
     * our marker with the same recipe hash and status ``running``: an interrupted run of this
       recipe, resumed from its last complete checkpoint (or ``--resume_from_checkpoint PATH``);
+    * our marker with status ``running`` but no complete checkpoint and no adapter, whatever its
+      recipe: a run that failed before saving anything (a bad option, an error in its first
+      steps), so the corrected command (another recipe hash) starts afresh: there is nothing
+      to lose and refusing would only make the user delete the directory by hand;
     * anything else (another recipe, a finished run, files that are not ours): an error, so
       nothing saved is overwritten by accident.
 
@@ -171,6 +175,8 @@ def check_output_dir(
                 f"output_dir {out} is not empty and holds no {RUN_INFO_FILE}, so it is not a fingpt-hf run; "
                 "choose an empty directory or pass --overwrite_output_dir"
             )
+        if info.get("status") == "running" and not saved_anything(out):
+            return _resume_target(out, explicit, want_last, last=None)
         if info.get("recipe_hash") != recipe_hash:
             raise FinGPTError(
                 f"output_dir {out} holds a different run (its recipe hash {info.get('recipe_hash')} differs "
@@ -182,12 +188,23 @@ def check_output_dir(
                 f"output_dir {out} already holds this finished run (adapter saved at "
                 f"{info.get('finished_at')}); pass --overwrite_output_dir to train it again"
             )
+    return _resume_target(out, explicit, want_last, None if (empty or overwrite) else last_complete_checkpoint(out))
+
+
+def _resume_target(out: Path, explicit: str | None, want_last: bool, last: str | None) -> str | None:
     if explicit is not None:
         return explicit
-    last = None if (empty or overwrite) else last_complete_checkpoint(out)
     if want_last and last is None:
         raise FinGPTError(f"--resume_from_checkpoint: {out} holds no complete checkpoint to resume from")
     return last
+
+
+def saved_anything(output_dir: str | os.PathLike) -> bool:
+    """Whether a run left something worth keeping: a complete checkpoint or an adapter."""
+    out = Path(output_dir)
+    adapter = any((out / name).exists() for name in ("adapter_model.safetensors", "adapter_config.json",
+                                                      "adapter_model.bin"))
+    return adapter or last_complete_checkpoint(out) is not None
 
 
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:

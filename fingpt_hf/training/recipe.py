@@ -11,14 +11,14 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
-from fingpt_hf.data.prompts import PROMPT_STYLES
 from fingpt_hf.errors import FinGPTError
 
 
@@ -79,19 +79,11 @@ class ScriptArguments:
     def __post_init__(self) -> None:
         if isinstance(self.dataset_mixture, str):
             self.dataset_mixture = _load_mapping(self.dataset_mixture, "dataset_mixture")
-        if self.prompt_style is not None and self.prompt_style not in PROMPT_STYLES:
-            raise FinGPTError(
-                f"prompt_style: {self.prompt_style!r} is not one of {', '.join(PROMPT_STYLES)}"
-            )
-        for option in ("compile_layers", "shared_prefix"):
-            if getattr(self, option) and not self.fast_path:
-                raise FinGPTError(f"{option} needs fast_path: true")
-        if self.lora_top_layers < 0:
-            raise FinGPTError(f"lora_top_layers: {self.lora_top_layers} must be 0 (all layers) or a layer count")
-        if self.eval_holdout < 0 or (self.eval_holdout >= 1 and self.eval_holdout != int(self.eval_holdout)):
-            raise FinGPTError(
-                f"eval_holdout: {self.eval_holdout} must be a fraction in (0, 1) or a whole number of rows"
-            )
+        # The same rules as every recipe (fingpt_hf.training.validation), for objects built directly;
+        # paths are checked where a run starts, not whenever the dataclass is built.
+        from fingpt_hf.training.validation import check_values, flat_values, raise_problems
+
+        raise_problems(check_values(flat_values(self), lambda key: key, paths=False))
 
     def mixture_config(self):
         """The parsed ``MixtureConfig`` (FinGPT's default when the recipe has none)."""
@@ -134,11 +126,29 @@ def _dataclass_types() -> tuple[type, type, type]:
     return ScriptArguments, SFTConfig, ModelConfig
 
 
-def make_parser():
-    """``trl.TrlParser`` over (ScriptArguments, SFTConfig, ModelConfig)."""
+def make_parser(where: Callable[[str], str] | None = None):
+    """``trl.TrlParser`` over (ScriptArguments, SFTConfig, ModelConfig) that raises FinGPTError.
+
+    argparse's own errors (a flag's value of the wrong type) would print the whole usage text and
+    exit; they become a FinGPTError naming the flag. ``where`` (option -> its source) switches on
+    ``fingpt_hf.training.validation`` on the parsed namespace, before the dataclasses' own
+    ``__post_init__`` checks run.
+    """
     from trl import TrlParser
 
-    return TrlParser(_dataclass_types())
+    class _Parser(TrlParser):
+        def error(self, message: str):  # argparse: "argument --x/--y: invalid float value: 'fast'"
+            raise FinGPTError(re.sub(r"^argument (--[\w-]+)(/--[\w-]+)?: ", r"\1: ", message))
+
+        def parse_known_args(self, args=None, namespace=None):
+            parsed, remaining = super().parse_known_args(args, namespace)
+            if where is not None:
+                from fingpt_hf.training.validation import check_values, raise_problems
+
+                raise_problems(check_values(vars(parsed), where))
+            return parsed, remaining
+
+    return _Parser(_dataclass_types())
 
 
 def known_keys() -> set[str]:
@@ -200,8 +210,17 @@ class ParsedRecipe:
 
 
 def parse_sft_args(argv: Sequence[str] | None = None) -> ParsedRecipe:
-    """Parse ``--config recipe.yaml`` and overrides; unknown keys and bad values are FinGPTErrors."""
+    """Parse ``--config recipe.yaml`` and overrides; unknown keys and bad values are FinGPTErrors.
+
+    Every value is validated (``fingpt_hf.training.validation``) here, before any data or model
+    loads and before anything is written; each error names the recipe file and key, or the flag.
+    Secrets (``hub_token``) stay on ``training_args`` for the caller but never enter ``explicit``,
+    the mapping that is written to ``recipe.yaml``.
+    """
     import sys
+
+    from fingpt_hf.training.run_info import SECRET_KEYS
+    from fingpt_hf.training.validation import check_types, raise_problems
 
     argv = list(sys.argv[1:] if argv is None else argv)
     recipe: dict[str, Any] = {}
@@ -217,7 +236,17 @@ def parse_sft_args(argv: Sequence[str] | None = None) -> ParsedRecipe:
     for key in cli:
         if key not in allowed and key not in ("help", "h"):
             raise FinGPTError(f"unknown option --{key}{_suggest(key, allowed)}")
-    parser = make_parser()
+
+    def where(key: str) -> str:
+        if key in cli:
+            return f"--{key}"
+        if key in recipe:
+            return f"{config_path}: {key}"
+        return f"{key} (default)"
+
+    # Wrong types in the file first: argparse would blame a --flag the user never typed.
+    raise_problems(check_types({k: v for k, v in recipe.items() if k != "env" and k not in cli}, where))
+    parser = make_parser(where)
     try:
         with warnings.catch_warnings():
             # SFTConfig keeps `gradient_checkpointing` as a deprecated alias of
@@ -230,6 +259,8 @@ def parse_sft_args(argv: Sequence[str] | None = None) -> ParsedRecipe:
         raise FinGPTError(_explain_value_error(err, config_path)) from None
     explicit: dict[str, Any] = {}
     for key in [k for k in recipe if k != "env"] + cli:
+        if key in SECRET_KEYS:
+            continue
         for obj in (script_args, training_args, model_args):
             if hasattr(obj, key) and key in {f.name for f in fields(obj)}:
                 explicit[key] = to_plain(getattr(obj, key))

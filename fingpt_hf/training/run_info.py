@@ -19,10 +19,16 @@ import yaml
 from fingpt_hf.io import atomic_write_json, atomic_write_text
 from fingpt_hf.provenance import RUN_INFO_FILE, now_iso, package_versions, read_run_info
 
-__all__ = ["RECIPE_FILE", "RUN_INFO_FILE", "now_iso", "read_run_info", "recipe_hash", "write_recipe", "write_run_info"]
+__all__ = ["RECIPE_FILE", "RUN_INFO_FILE", "SECRET_KEYS", "now_iso", "read_run_info", "recipe_hash", "write_recipe", "write_run_info"]
 
 RECIPE_FILE = "recipe.yaml"
 RUN_INFO_SCHEMA_VERSION = 1
+
+#: Options that hold credentials. transformers masks every ``TrainingArguments`` field whose name
+#: ends in ``_token`` in ``to_dict``/``repr`` (of SFTConfig's, ``eos_token``/``pad_token`` are
+#: tokenizer tokens, not secrets); none of them is ever written to ``recipe.yaml``, hashed, or left
+#: on the arguments the Trainer pickles into ``training_args.bin``.
+SECRET_KEYS = frozenset({"hub_token"})
 
 #: Options that steer how a run is executed or where it reports, not what it trains: a run
 #: resumed with ``--resume_from_checkpoint`` or more logging is still the same run.
@@ -35,14 +41,16 @@ RUN_CONTROL_KEYS = frozenset({
 
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """sha256 of the options that decide what is trained (run-control options left out)."""
-    content = {k: v for k, v in recipe.items() if k not in RUN_CONTROL_KEYS}
+    content = {k: v for k, v in recipe.items() if k not in RUN_CONTROL_KEYS and k not in SECRET_KEYS}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def write_recipe(output_dir: str | os.PathLike, recipe: Mapping[str, Any]) -> Path:
+    """Write ``recipe.yaml``, without secrets: it is the file users share and re-run."""
     header = "# Resolved fingpt-hf recipe: re-run with `python recipes/sft.py --config recipe.yaml`\n"
-    body = yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True, default_flow_style=False)
+    shared = {k: v for k, v in recipe.items() if k not in SECRET_KEYS}
+    body = yaml.safe_dump(shared, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return atomic_write_text(Path(output_dir) / RECIPE_FILE, header + body)
 
 

@@ -26,7 +26,8 @@ from fingpt_hf.training.checks import (
     clear_checkpoints,
 )
 from fingpt_hf.training.recipe import to_plain
-from fingpt_hf.training.run_info import now_iso, recipe_hash, write_recipe, write_run_info
+from fingpt_hf.training.run_info import SECRET_KEYS, now_iso, recipe_hash, write_recipe, write_run_info
+from fingpt_hf.training.validation import validate_sft_args
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,12 @@ def run_sft(
     recipe: Mapping[str, Any] | None = None,
     callbacks: Sequence[Any] | None = None,
 ) -> Path:
-    """Train a LoRA adapter as the recipe says; returns the output directory holding it."""
+    """Train a LoRA adapter as the recipe says; returns the output directory holding it.
+
+    Secret options (``hub_token``) are cleared on ``training_args`` here, before anything is
+    built: the Trainer pickles its arguments into every ``training_args.bin``. A caller that
+    pushes afterwards (recipes/sft.py) reads the token before calling.
+    """
     from accelerate import PartialState
     from transformers import AutoTokenizer
 
@@ -173,8 +179,13 @@ def run_sft(
     from fingpt_hf.training.collator import AnswerOnlyCollator
     from fingpt_hf.training.liger import enable_liger_when_available
 
+    # 0. Every value in range, every path usable (parse_sft_args did it too; direct callers did not).
+    validate_sft_args(script_args, training_args, model_args)
+    for key in SECRET_KEYS:
+        setattr(training_args, key, None)
     started_at = now_iso()
     recipe = dict(recipe) if recipe is not None else resolved_recipe(script_args, training_args, model_args)
+    recipe = {k: v for k, v in recipe.items() if k not in SECRET_KEYS}
     state = PartialState()
 
     # 1. Checks that need neither data nor weights.
