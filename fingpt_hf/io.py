@@ -51,3 +51,76 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+def ensure_writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """Create ``path`` if needed and prove it writable by creating and removing a probe file.
+
+    Called before any work, so a run whose output cannot be written fails in a second instead of
+    after the whole evaluation or build. The probe is a real write, not ``os.access``: that
+    answers "yes" to root for a read-only directory and knows nothing of read-only mounts.
+    """
+    from fingpt_hf.errors import FinGPTError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise FinGPTError(f"{option} {path}: is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
+        raise FinGPTError(f"{option} {path}: cannot create it, {blocker} is a file") from None
+    except OSError as err:
+        raise FinGPTError(f"{option} {path}: cannot create the directory ({err.strerror})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".fingpt-write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise FinGPTError(f"{option} {path}: directory is not writable ({err.strerror})") from None
+    return path
+
+
+def ensure_writable_file(path: str | os.PathLike, option: str) -> Path:
+    """A file about to be written (atomically, next to itself): not a directory, parent writable."""
+    from fingpt_hf.errors import FinGPTError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise FinGPTError(f"{option} {path}: is a directory, not a file")
+    ensure_writable_dir(path.parent, f"{option} {path}: its folder")
+    return path
+
+
+def check_safetensors_file(path: str | os.PathLike, what: str) -> Path:
+    """Check a safetensors file's header and that its size matches it (a cut-short copy fails here).
+
+    The format is an 8-byte little-endian header length, a JSON header whose tensors give
+    ``data_offsets`` into the data that follows, and exactly that data; reading only the header
+    is cheap and turns a truncated download into an error naming the file, not a SafetensorError.
+    """
+    from fingpt_hf.errors import FinGPTError
+
+    path = Path(path)
+    size = path.stat().st_size
+    problem = None
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else None
+        if length is None:
+            problem = f"{size} bytes, shorter than a safetensors header"
+        elif length > min(size - 8, 100 * 1024**2):
+            problem = f"header of {length} bytes does not fit in the file's {size} bytes"
+        else:
+            try:
+                header = json.loads(handle.read(length).decode("utf-8"))
+                ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+            except (ValueError, UnicodeDecodeError, TypeError, KeyError, IndexError, AttributeError):
+                problem = "unreadable safetensors header"
+            else:
+                expected = 8 + length + max(ends, default=0)
+                if size != expected:
+                    problem = f"{size} bytes, but its header describes {expected}"
+    if problem:
+        raise FinGPTError(f"{what} {path}: {problem}; the file is truncated or damaged, copy or download it again")
+    return path

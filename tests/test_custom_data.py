@@ -98,13 +98,14 @@ def test_empty_file_undecodable_bytes_and_bad_json(tmp_path, real_rows):
     good[3] = good[3][:5] + b"\xff" + good[3][5:]
     broken = tmp_path / "x.csv"
     broken.write_bytes(b"\n".join(good))
-    with pytest.raises(DataFormatError, match=r"x\.csv, line 4: bytes that are not valid utf-8"):
+    # CSV errors name the record (row 3 is on line 4 here), as rows spanning lines need.
+    with pytest.raises(DataFormatError, match=r"x\.csv, row 3: bytes that are not valid UTF-8"):
         load_custom_dataset(broken, "tweet", "sentiment", ID_MAP)
 
     lines = write_jsonl(tmp_path / "j.jsonl", real_rows).read_text(encoding="utf-8").splitlines()
     lines[8] = lines[8][:-3]
     (tmp_path / "j.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"j\.jsonl, line 9: invalid JSON"):
+    with pytest.raises(DataFormatError, match=r"j\.jsonl, line 9: not valid JSON"):
         load_custom_dataset(tmp_path / "j.jsonl", "tweet", "sentiment", ID_MAP)
 
     array = tmp_path / "a.json"

@@ -7,7 +7,7 @@ import sys
 
 from fingpt_hf.evaluation.compare import FORMATS, METRICS, render_comparison
 from fingpt_hf.evaluation.leaderboard import MEAN, render_leaderboard
-from fingpt_hf.io import atomic_write_text
+from fingpt_hf.io import atomic_write_text, ensure_writable_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +58,8 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    if args.output:  # before reading anything: an unwritable --output must not fail at the end
+        ensure_writable_file(args.output, "--output")
     text = render_comparison(
         args.results,
         metrics=args.metric or METRICS,
@@ -70,6 +72,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
+    if args.output:
+        ensure_writable_file(args.output, "--output")
     text = render_leaderboard(
         args.directory,
         fmt=args.format,

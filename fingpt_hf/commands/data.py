@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fingpt_hf.data.benchmarks import BENCHMARK_NAMES
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.io import atomic_write_json
+from fingpt_hf.io import atomic_write_json, ensure_writable_dir
 
 REPORT_NAME = "mixture_report.json"
 FORMATS = ("arrow", "parquet")
@@ -89,6 +89,8 @@ def run_build(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser()
     if output.exists() and not args.overwrite:
         raise FinGPTError(f"--output {output} already exists; pass --overwrite to replace it")
+    # Before building: the folder is written next to OUTPUT and renamed into place.
+    ensure_writable_dir(output.parent, f"--output {output}: its folder")
     config = _mixture_config(args)
     mixture, report = build_mixture(config, args.data_dir)
 

@@ -4,6 +4,10 @@ A label is looked up as a string (``1`` and ``"1"`` are the same key) after stri
 whitespace; nothing else is normalised. Without a ``label_map`` the labels must already be one of
 ``LABELS``. Any row that does not fit stops the load with the file and row, so nothing is silently
 dropped or relabelled.
+
+CSV and JSON Lines are read through ``fingpt_hf.data.readers`` (one reader per format, shared with
+``predict``): CSV per RFC 4180 with or without a byte-order mark and with fields of any length,
+``row N`` meaning the Nth record after the header. Only ``.json`` (one document) is parsed here.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from typing import Any, Mapping
 
 import datasets
 
+from fingpt_hf.data import readers
 from fingpt_hf.data.errors import DataFormatError
 from fingpt_hf.data.labels import LABELS
 from fingpt_hf.data.prompts import NEWS_INSTRUCTION
-from fingpt_hf.data.sources import _read_text, read_csv_rows, read_jsonl
 from fingpt_hf.errors import FinGPTError
 
 SUFFIXES: tuple[str, ...] = (".csv", ".jsonl", ".json")
@@ -47,9 +51,61 @@ def normalise_label_map(label_map: Mapping[Any, Any] | None) -> dict[str, str]:
     return normalised
 
 
+def _check_file(path: Path) -> Path:
+    """A missing file is reported as such (this is a user's file, not one of the data mirror's)."""
+    if not path.exists():
+        raise DataFormatError(path, None, "no such file")
+    if not path.is_file():
+        raise DataFormatError(path, None, "not a file")
+    if path.stat().st_size == 0:
+        raise DataFormatError(path, None, "file is empty")
+    return path
+
+
+def _raise_bad(path: Path, unit: str) -> readers.OnBad:
+    """``on_bad`` for the shared readers: stop at the first bad record, named as this module names rows."""
+    def on_bad(number: int, problem: str) -> None:
+        raise DataFormatError(path, f"{unit} {number}", problem)
+
+    return on_bad
+
+
+def _check_keys(path: Path, where: str, row: Any, required: tuple[str, ...]) -> dict:
+    if not isinstance(row, dict) or any(c not in row for c in required):
+        raise DataFormatError(path, where, f"expected an object with keys {', '.join(required)}")
+    return row
+
+
+def _read_csv_records(path: Path, required: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """Through the one CSV reader (``fingpt_hf.data.readers``: RFC 4180, BOM, long fields):
+    ``row N`` is the Nth record after the header, however many lines its quoted fields span."""
+    header = readers.csv_header(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataFormatError(path, "header", f"missing column(s) {', '.join(missing)}; found {', '.join(header) or 'none'}")
+    records = [(f"row {n}", row) for n, row in readers.read_csv(path, on_bad=_raise_bad(path, "row"))]
+    if not records:
+        raise DataFormatError(path, None, "no data rows after the header")
+    return records
+
+
+def _read_jsonl_records(path: Path, required: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """Through the one JSON Lines reader: ``line N`` is the physical line."""
+    records = [(f"line {n}", _check_keys(path, f"line {n}", row, required))
+               for n, row in readers.read_jsonl(path, on_bad=_raise_bad(path, "line"))]
+    if not records:
+        raise DataFormatError(path, None, "no rows")
+    return records
+
+
 def _read_json_records(path: Path, required: tuple[str, ...]) -> list[tuple[str, dict]]:
     """(where, row) pairs from a .json file: an array of objects, or JSON Lines under a .json name."""
-    text = _read_text(path, "utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataFormatError(path, f"line {line}", f"bytes that are not valid utf-8 ({err.reason})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -62,31 +118,20 @@ def _read_json_records(path: Path, required: tuple[str, ...]) -> list[tuple[str,
         raise DataFormatError(path, None, "expected a JSON array of objects (or JSON Lines)")
     if not data:
         raise DataFormatError(path, None, "no rows")
-    records = []
-    for index, row in enumerate(data, start=1):
-        if not isinstance(row, dict) or any(c not in row for c in required):
-            raise DataFormatError(path, f"row {index}", f"expected an object with keys {', '.join(required)}")
-        records.append((f"row {index}", row))
-    return records
-
-
-def _read_jsonl_records(path: Path, required: tuple[str, ...]) -> list[tuple[str, dict]]:
-    rows = read_jsonl(path, required)
-    text = path.read_bytes().decode("utf-8")  # decodes: read_jsonl already checked it
-    numbers = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    return [(f"line {n}", row) for n, row in zip(numbers, rows)]
+    return [(f"row {i}", _check_keys(path, f"row {i}", row, required)) for i, row in enumerate(data, start=1)]
 
 
 def read_records(path: Path, required: tuple[str, ...]) -> list[tuple[str, dict]]:
     """(where, row) pairs; ``where`` is how an error names the row ("row 3" or "line 7")."""
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataFormatError(path, None, f"unsupported file type {path.suffix!r}; expected {', '.join(SUFFIXES)}")
+    _check_file(path)
     if suffix == ".csv":
-        return [(f"row {i}", row) for i, row in enumerate(read_csv_rows(path, required), start=1)]
+        return _read_csv_records(path, required)
     if suffix == ".jsonl":
         return _read_jsonl_records(path, required)
-    if suffix == ".json":
-        return _read_json_records(path, required)
-    raise DataFormatError(path, None, f"unsupported file type {path.suffix!r}; expected {', '.join(SUFFIXES)}")
+    return _read_json_records(path, required)
 
 
 def load_custom_dataset(

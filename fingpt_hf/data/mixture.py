@@ -30,6 +30,7 @@ import numpy as np
 
 from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark
 from fingpt_hf.data.errors import MissingSplitError
+from fingpt_hf.data.names import check_dataset_name
 from fingpt_hf.errors import FinGPTError
 
 FINGPT_WEIGHTS: dict[str, float] = {"fpb": 6, "fiqa": 21, "tfns": 2, "nwgi": 1}
@@ -52,6 +53,8 @@ class MixtureSource:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise FinGPTError(f"dataset_mixture: a source needs a non-empty 'name', got {self.name!r}")
+        if self.path is not None:  # a user's name: it becomes the rows' data set name and file names
+            check_dataset_name(self.name, f"dataset_mixture: source name (path {self.path})")
         try:
             self.weight = float(self.weight)
         except (TypeError, ValueError):

@@ -151,6 +151,31 @@ class EvalConfig:
             raise FinGPTError(f"--limit must be >= 1, got {self.limit}")
         if self.split not in ("train", "test"):
             raise FinGPTError(f"--split {self.split!r}; choose train or test")
+        if self.custom:
+            self.custom_dataset_name  # noqa: B018 - validates the name before anything runs
+
+    @property
+    def custom_dataset_name(self) -> str | None:
+        """The custom data set's name (``--custom-name``, else the file's stem), checked: it names
+        the result directory and a table column, so it must be a plain name, never a benchmark's
+        (a custom set filed as ``fpb`` would be ranked as FinGPT's FPB)."""
+        if not self.custom:
+            return None
+        from pathlib import Path
+
+        from fingpt_hf.data.names import check_dataset_name
+
+        given = self.custom_name is not None
+        name = self.custom_name if given else Path(self.custom).stem
+        what = "--custom-name" if given else f"--custom {self.custom}: the default name (the file's stem)"
+        try:
+            check_dataset_name(name, what)
+        except FinGPTError as err:
+            raise FinGPTError(str(err) + ("" if given else "; pass --custom-name")) from None
+        if name.lower() in BENCHMARK_NAMES:
+            raise FinGPTError(f"{what} {name!r} is a benchmark's name; a custom data set needs its own "
+                              "(pass --custom-name)")
+        return name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

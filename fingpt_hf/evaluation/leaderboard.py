@@ -10,7 +10,8 @@ Sorting by one benchmark puts runs without it last. Ties break by name, then pat
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,12 +106,28 @@ def render_leaderboard(
     sort_by: str = MEAN,
     require_all: bool = False,
     include_published: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> str:
-    """The whole ``fingpt-hf leaderboard`` output for ``directory``."""
+    """The whole ``fingpt-hf leaderboard`` output for ``directory``.
+
+    One unreadable results file (corrupt, another schema) must not hide every other run: it is
+    reported through ``warn`` (default: stderr) and, in markdown, under the table, and the rest
+    are ranked. Only when no file is readable is it an error.
+    """
+    warn = warn or (lambda line: print(line, file=sys.stderr))
     directory = Path(directory)
     files = find_results(directory)
-    rows = [load_run(path) for path in files]
-    paths = [str(path.relative_to(directory)) for path in files]
+    rows, paths, unreadable = [], [], []
+    for path in files:
+        try:
+            rows.append(load_run(path))
+        except FinGPTError as err:
+            unreadable.append(str(err))
+            warn(f"leaderboard: not ranked: {err}")
+            continue
+        paths.append(str(path.relative_to(directory)))
+    if unreadable and not rows:
+        raise FinGPTError(f"{directory}: no readable {AGGREGATE_FILE}: " + "; ".join(unreadable))
     if include_published:
         extra = published_rows()
         rows += extra
@@ -126,4 +143,6 @@ def render_leaderboard(
         text += (f"\nRanked by {basis} ({METRIC_TITLES[metric]}, x100); 'Benchmarks' is how many of the "
                  f"{len(benchmarks)} data sets a run covers.\n")
         text += source_notes(entry.row for entry in ranked)
+        if unreadable:
+            text += "\nNot ranked (unreadable results files):\n\n" + "".join(f"- {e}\n" for e in unreadable)
     return text

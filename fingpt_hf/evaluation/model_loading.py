@@ -140,7 +140,10 @@ def _hub_file(repo_id: str, filename: str, revision: str | None, what: str) -> P
 
 
 def adapter_files(adapter: str, revision: str | None = None) -> tuple[Path, Path]:
-    """``(adapter_config.json, adapter_model.safetensors)`` of a local adapter or a Hub one."""
+    """``(adapter_config.json, adapter_model.safetensors)`` of a local adapter or a Hub one;
+    the weights file's safetensors header and size are checked."""
+    from fingpt_hf.io import check_safetensors_file
+
     local = Path(adapter).expanduser()
     if local.is_dir():
         config, weights = local / ADAPTER_CONFIG, local / ADAPTER_WEIGHTS
@@ -150,11 +153,12 @@ def adapter_files(adapter: str, revision: str | None = None) -> tuple[Path, Path
             other = [p.name for p in local.glob("adapter_model.*")]
             hint = f" (found {', '.join(other)}; only safetensors are loaded)" if other else ""
             raise FinGPTError(f"--adapter {local}: no {ADAPTER_WEIGHTS}{hint}")
-        return config, weights
+        # A cut-short copy would otherwise fail only at load time, with a raw SafetensorError.
+        return config, check_safetensors_file(weights, "--adapter")
     if local.exists() or adapter.startswith((".", "/", "~")):
         raise FinGPTError(f"--adapter {adapter}: not a directory")
     return (_hub_file(adapter, ADAPTER_CONFIG, revision, "--adapter"),
-            _hub_file(adapter, ADAPTER_WEIGHTS, revision, "--adapter"))
+            check_safetensors_file(_hub_file(adapter, ADAPTER_WEIGHTS, revision, "--adapter"), "--adapter"))
 
 
 def read_adapter_config(path: Path) -> dict[str, Any]:

@@ -176,8 +176,11 @@ def write_result(
     it is what marks a data set finished (a rerun skips it): a run killed at any point leaves
     either no marker, or a marker whose result is already in the aggregate. Returns its path.
     """
+    from fingpt_hf.data.names import check_dataset_name
+
     output_dir = Path(output_dir)
-    result_path = output_dir / result.get("dataset", "?") / RESULT_FILE
+    check_dataset_name(result.get("dataset"), f"{output_dir}: result's data set name")  # never a path
+    result_path = output_dir / result["dataset"] / RESULT_FILE
     validate_result(result, result_path)
     aggregate_path = output_dir / AGGREGATE_FILE
     if aggregate_path.is_file():
@@ -189,6 +192,34 @@ def write_result(
     aggregate["results"][result["dataset"]] = dict(result)
     atomic_write_json(aggregate_path, aggregate)
     ordered = list(aggregate["results"].values())
-    atomic_write_text(output_dir / MARKDOWN_FILE, "# Evaluation results\n\n" + _model_line(ordered)
-                      + render_markdown_table(ordered))
+    _write_markdown(output_dir, ordered)
     return atomic_write_json(result_path, dict(result))
+
+
+def _write_markdown(output_dir: Path, results: Sequence[Mapping[str, Any]]) -> Path:
+    return atomic_write_text(output_dir / MARKDOWN_FILE, "# Evaluation results\n\n" + _model_line(results)
+                             + render_markdown_table(results))
+
+
+def rebuild_aggregate(output_dir: str | os.PathLike) -> dict[str, Any]:
+    """Replace an unreadable ``DIR/results.json`` by one built from the valid ``DIR/NAME/result.json``
+    files (the per-data-set markers are the source of truth); the old file is kept as
+    ``results.json.corrupt``. Unreadable ``result.json`` files are left out (a rerun evaluates them)."""
+    output_dir = Path(output_dir)
+    aggregate_path = output_dir / AGGREGATE_FILE
+    try:
+        os.replace(aggregate_path, output_dir / f"{AGGREGATE_FILE}.corrupt")
+    except FileNotFoundError:  # another process of the same run got there first
+        pass
+    results: dict[str, Any] = {}
+    for path in sorted(output_dir.glob(f"*/{RESULT_FILE}")):
+        try:
+            result = load_result(path)
+        except FinGPTError:
+            continue
+        if result.get("dataset") == path.parent.name:
+            results[path.parent.name] = result
+    aggregate = {"schema_version": RESULTS_SCHEMA_VERSION, "run": {}, "results": results}
+    atomic_write_json(aggregate_path, aggregate)
+    _write_markdown(output_dir, list(results.values()))
+    return aggregate
