@@ -152,71 +152,84 @@ def test_nwgi_train_offline_is_a_clear_missing_split_error(data_dir):
 
 
 # --- Hub path equivalence ----------------------------------------------------------------------
+# The Hub path is tested against the file layouts the Hub serves for each data set, written here
+# from the raw mirror files with the csv/json modules (not the project's readers), and loaded by
+# `datasets.load_dataset` from a local directory exactly as it resolves a Hub repository:
+#   financial_phrasebank: a script data set; datasets >= 4 reads its parquet export
+#     (refs/convert/parquet: sentences_50agree/train/0000.parquet, label a ClassLabel);
+#   pauri32/fiqa-2018: data/{train,validation,test}-00000-of-00001.parquet;
+#   zeroshot/twitter-financial-news-sentiment: the two CSV files sent_train.csv, sent_valid.csv;
+#   oliverwang15/news_with_gpt_instructions: data/test-00000-of-00001.parquet with more columns.
 
-def _write_parquet(folder: Path, splits: dict[str, datasets.Dataset]) -> dict[str, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for split, ds in splits.items():
-        files[split] = str(folder / f"{split}.parquet")
-        ds.to_parquet(files[split])
-    return files
+def _csv_records(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")
-def hub_like(data_dir, tmp_path_factory) -> dict[str, datasets.DatasetDict]:
-    """The four source data sets in the schema the Hub serves, loaded back through load_dataset."""
-    root = tmp_path_factory.mktemp("hub")
-    raw = {name: sources.load_raw(name, data_dir) for name in sources.HUB_SOURCES}
-    fpb_features = datasets.Features({
-        "sentence": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=["negative", "neutral", "positive"]),
-    })
-    built = {
-        "fpb": {"train": raw["fpb"]["train"].cast(fpb_features)},
-        "fiqa": dict(raw["fiqa"]),
-        "tfns": {s: raw["tfns"][s].cast_column("label", datasets.Value("int64")) for s in raw["tfns"]},
-        # The Hub's NWGI has more columns than the mirror; the Hub reader keeps news and label.
-        "nwgi": {"test": raw["nwgi"]["test"].add_column("prompt", ["p"] * len(raw["nwgi"]["test"]))},
-    }
-    loaded = {}
-    for name, splits in built.items():
-        files = _write_parquet(root / name, splits)
-        loaded[name] = datasets.load_dataset("parquet", data_files=files, cache_dir=str(root / "cache"))
-    assert isinstance(loaded["fpb"]["train"].features["label"], datasets.ClassLabel)
-    return loaded
+def hub_repos(data_dir, tmp_path_factory) -> Path:
+    """Local copies of the four Hub repositories, in the layouts listed above."""
+    root = tmp_path_factory.mktemp("hub-repos")
+    fpb = root / "financial_phrasebank"
+    (fpb / "sentences_50agree" / "train").mkdir(parents=True)
+    sentences, labels = zip(*raw_fpb_rows(data_dir))
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
+    datasets.Dataset.from_dict({"sentence": list(sentences), "label": [features["label"].str2int(x) for x in labels]},
+                               features=features).to_parquet(str(fpb / "sentences_50agree" / "train" / "0000.parquet"))
+    # The parquet export's README declares one config per folder, as the Hub writes it.
+    (fpb / "README.md").write_text("---\nconfigs:\n- config_name: sentences_50agree\n  data_files:\n"
+                                   "  - split: train\n    path: sentences_50agree/train/*.parquet\n---\n")
+    fiqa = root / "pauri32__fiqa-2018" / "data"
+    fiqa.mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        rows = _csv_records(data_dir / "fiqa-2018" / f"{split}.csv")
+        columns = {key: [r[key] for r in rows] for key in rows[0]}
+        columns["sentiment_score"] = [float(x) for x in columns["sentiment_score"]]
+        columns["label"] = [int(x) for x in columns["label"]]
+        datasets.Dataset.from_dict(columns).to_parquet(str(fiqa / f"{split}-00000-of-00001.parquet"))
+    tfns = root / "zeroshot__twitter-financial-news-sentiment"
+    tfns.mkdir()
+    for name in ("sent_train.csv", "sent_valid.csv"):
+        (tfns / name).write_bytes((data_dir / "twitter-financial-news-sentiment" / name).read_bytes())
+    nwgi = root / "oliverwang15__news_with_gpt_instructions" / "data"
+    nwgi.mkdir(parents=True)
+    records = [json.loads(line) for line in (data_dir / "news_with_gpt_instructions" / "test.jsonl").open()]
+    datasets.Dataset.from_dict({
+        "prompt": [f"Instruction: ...\nInput: {r['news']}" for r in records], "out": [r["label"] for r in records],
+        "news": [r["news"] for r in records], "label": [r["label"] for r in records],
+    }).to_parquet(str(nwgi / "test-00000-of-00001.parquet"))
+    return root
 
 
-@pytest.mark.parametrize("name", ["fpb", "fiqa", "tfns", "nwgi"])
-def test_hub_schema_gives_the_same_rows_as_the_mirror(hub_like, data_dir, name):
-    raw = hub_like[name]
-    if name == "nwgi":
-        raw = raw.select_columns(["news", "label"])
-    splits = ["test"] if name == "nwgi" else ["train", "test"]
-    for split in splits:
-        from_hub = fingpt_split(name, raw, split)
-        from_mirror = load_benchmark(name, split, data_dir)
-        assert from_hub.features == from_mirror.features
-        assert from_hub.to_dict() == from_mirror.to_dict()
+@pytest.fixture()
+def hub_loader(hub_repos, tmp_path, monkeypatch) -> list[tuple]:
+    """``datasets.load_dataset`` resolving Hub ids to the local repositories; returns its calls."""
+    real = datasets.load_dataset
+    calls: list[tuple] = []
 
+    def load_dataset(repo_id, config=None, revision=None, **kwargs):
+        calls.append((repo_id, config, revision))
+        if repo_id == "financial_phrasebank" and revision != "refs/convert/parquet":
+            raise RuntimeError("Dataset scripts are no longer supported, but found financial_phrasebank.py")
+        return real(str(hub_repos / repo_id.replace("/", "__")), config, cache_dir=str(tmp_path / "cache"), **kwargs)
 
-def test_load_benchmark_through_a_patched_hub_loader(hub_like, data_dir, monkeypatch):
-    calls = []
-    by_repo = {src.repo_id: hub_like[name] for name, src in sources.HUB_SOURCES.items()}
-
-    def fake_load_dataset(repo_id, config=None, **kwargs):
-        calls.append((repo_id, config))
-        return by_repo[repo_id]
-
-    monkeypatch.setattr("datasets.load_dataset", fake_load_dataset)  # sources imports datasets where used
+    monkeypatch.setattr("datasets.load_dataset", load_dataset)  # sources imports datasets where used
     monkeypatch.delenv("FINGPT_DATA_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    return calls
+
+
+def test_hub_layouts_give_the_mirror_rows(hub_loader, data_dir):
     assert sources.resolve_data_dir(None) is None
-    for name, split in [("fpb", "test"), ("fpb", "train"), ("fiqa", "test"), ("tfns", "test"), ("nwgi", "test")]:
+    for name, split in [("fpb", "test"), ("fpb", "train"), ("fiqa", "train"), ("fiqa", "test"), ("tfns", "train"),
+                        ("tfns", "test"), ("nwgi", "test")]:
         hub_rows = load_benchmark(name, split)
         mirror_rows = load_benchmark(name, split, data_dir)
+        assert hub_rows.features == mirror_rows.features, (name, split)
         assert hub_rows.to_dict() == mirror_rows.to_dict(), (name, split)
-    assert ("financial_phrasebank", "sentences_50agree") in calls
-    assert ("oliverwang15/news_with_gpt_instructions", None) in calls
+    assert ("financial_phrasebank", "sentences_50agree", "refs/convert/parquet") in hub_loader
+    assert ("oliverwang15/news_with_gpt_instructions", None, None) in hub_loader
 
 
 def test_offline_without_a_data_dir_is_a_clear_error(monkeypatch):
