@@ -69,7 +69,8 @@ def test_default_mixture_is_fingpt_concatenation_shuffled_with_the_seed(default_
 
 
 def test_same_seed_same_hash_other_seed_other_order(data_dir):
-    config = {"datasets": [{"name": "fpb", "weight": 1}, {"name": "fiqa", "weight": 1.5}], "seed": 42}
+    config = {"datasets": [{"name": "fpb", "weight": 1}, {"name": "fiqa", "weight": 1.5}], "seed": 42,
+              "exclude_validation": False}
     first, r1 = build_mixture(MixtureConfig.from_dict(config), data_dir)
     second, r2 = build_mixture(MixtureConfig.from_dict(config), data_dir)
     other, r3 = build_mixture(MixtureConfig.from_dict({**config, "seed": 7}), data_dir)
@@ -79,7 +80,8 @@ def test_same_seed_same_hash_other_seed_other_order(data_dir):
 
 
 def test_fractional_weights(data_dir, train_splits):
-    config = MixtureConfig([MixtureSource("fpb", 0.5), MixtureSource("fiqa", 1.25), MixtureSource("tfns", 0)])
+    config = MixtureConfig([MixtureSource("fpb", 0.5), MixtureSource("fiqa", 1.25), MixtureSource("tfns", 0)],
+                           exclude_validation=False)
     mixture, report = build_mixture(config, data_dir)
     out = {s.name: s.rows_out for s in report.sources}
     assert out == {"fpb": 1817, "fiqa": 938 + 235, "tfns": 0}
@@ -96,7 +98,8 @@ def test_max_samples_takes_the_first_rows_after_shuffling(data_dir):
     full, _ = build_mixture(MixtureConfig([MixtureSource("fiqa", 2)]), data_dir)
     cut, report = build_mixture(MixtureConfig([MixtureSource("fiqa", 2)], max_samples=100), data_dir)
     assert rows_of(cut) == rows_of(full)[:100]
-    assert (report.rows_before_max_samples, report.total_rows) == (1876, 100)
+    # FiQA's 938 train rows less its 94 validation rows, twice.
+    assert (report.rows_before_max_samples, report.total_rows) == (2 * (938 - 94), 100)
 
 
 def test_custom_source_in_a_mixture(tmp_path, data_dir):
@@ -121,7 +124,8 @@ dataset_mixture:
   seed: 42
 """)
     mixture, report = build_mixture(MixtureConfig.from_dict(recipe), data_dir)
-    assert [(s.name, s.rows_in, s.rows_out) for s in report.sources] == [("fiqa", 938, 938), ("desk", 40, 120)]
+    # FiQA without its validation rows; a custom file has none.
+    assert [(s.name, s.rows_in, s.rows_out) for s in report.sources] == [("fiqa", 844, 844), ("desk", 40, 120)]
     desk = Counter((r[1], r[2]) for r in rows_of(mixture) if r[3] == "desk")
     assert desk == Counter({(r["input"], r["output"]): 3 for r in tweets})
 

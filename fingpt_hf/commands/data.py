@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--max-samples", type=int, default=None, help="keep the first N rows after shuffling")
     build.add_argument("--on-missing", choices=("skip", "error"), default="skip",
                        help="what to do with a split the mirror lacks (NWGI train); default skip")
+    build.add_argument("--exclude-validation", action="store_true",
+                       help="leave each benchmark's validation rows (a seeded 10%% of train) out; default: "
+                            "FinGPT's whole train splits")
     build.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     build.set_defaults(func=run_build)
 
@@ -60,7 +63,8 @@ def _mixture_config(args: argparse.Namespace):
     from fingpt_hf.data.mixture import MixtureConfig, parse_weights
 
     base = MixtureConfig.fingpt_default()
-    kwargs = {"seed": args.seed, "on_missing": args.on_missing, "max_samples": args.max_samples}
+    kwargs = {"seed": args.seed, "on_missing": args.on_missing, "max_samples": args.max_samples,
+              "exclude_validation": args.exclude_validation}
     if args.weights:
         return MixtureConfig.from_weights(parse_weights(args.weights), **kwargs)
     return MixtureConfig(base.sources, **kwargs)

@@ -3,6 +3,11 @@
 Every function returns rows with FinGPT's columns ``instruction``, ``input``, ``output`` plus
 ``dataset``. The splits use ``Dataset.train_test_split`` with FinGPT's seeds and sizes, so the
 test sets equal the ones FinGPT-derived benchmarks publish, row for row and in order.
+
+``validation`` is ours, not FinGPT's: a seeded ``VALIDATION_FRACTION`` of each benchmark's *train*
+split (never test rows), taken before any mixture weighting, so recipes and settings can be
+chosen without looking at the test sets. Training mixtures leave those rows out by default
+(``load_train_rows``); ``train`` itself stays FinGPT's whole train split.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from fingpt_hf.data.sources import HUB_SOURCES, load_raw, mirror_has_split, miss
 from fingpt_hf.errors import FinGPTError
 
 BENCHMARK_NAMES: tuple[str, ...] = ("fpb", "fiqa", "tfns", "nwgi")
-SPLITS: tuple[str, ...] = ("train", "test")
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+VALIDATION_FRACTION = 0.1
+VALIDATION_SEED = 2024
 COLUMNS: tuple[str, ...] = ("instruction", "input", "output", "dataset")
 
 
@@ -84,25 +91,56 @@ def check_name_and_split(name: str, split: str) -> None:
     if name not in BENCHMARKS:
         raise FinGPTError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARK_NAMES)}")
     if split not in SPLITS:
-        raise FinGPTError(f"unknown split {split!r} for {name}; choose 'train' or 'test'")
+        raise FinGPTError(f"unknown split {split!r} for {name}; choose one of {', '.join(SPLITS)}")
+
+
+def validation_indices(name: str, train_rows: int) -> list[int]:
+    """Positions in ``name``'s train split that form its validation split (sorted).
+
+    A permutation seeded by ``VALIDATION_SEED`` and the benchmark's name (so the four are drawn
+    independently), the first ``VALIDATION_FRACTION`` of it (at least one row).
+    """
+    import zlib
+
+    import numpy as np
+
+    rng = np.random.default_rng([VALIDATION_SEED, zlib.crc32(name.encode())])
+    count = max(1, round(VALIDATION_FRACTION * train_rows))
+    return sorted(int(i) for i in rng.permutation(train_rows)[:count])
 
 
 def load_benchmark(name: str, split: str = "test", data_dir: str | os.PathLike | None = None) -> datasets.Dataset:
     """One benchmark split, from the mirror (``data_dir`` / $FINGPT_DATA_DIR) or the Hub."""
     check_name_and_split(name, split)
-    if not mirror_has_split(name, split, data_dir):
-        raise missing_split_error(name, split)
-    return fingpt_split(name, load_raw(name, data_dir), split)
+    source_split = "train" if split == "validation" else split
+    if not mirror_has_split(name, source_split, data_dir):
+        raise missing_split_error(name, source_split)
+    rows = fingpt_split(name, load_raw(name, data_dir), source_split)
+    return rows.select(validation_indices(name, len(rows))) if split == "validation" else rows
+
+
+def load_train_rows(name: str, data_dir: str | os.PathLike | None = None, exclude_validation: bool = True
+                    ) -> datasets.Dataset:
+    """FinGPT's train split of ``name``, without its validation rows unless ``exclude_validation``
+    is False (FinGPT's own recipes train on the whole split)."""
+    rows = load_benchmark(name, "train", data_dir)
+    if not exclude_validation:
+        return rows
+    held_out = set(validation_indices(name, len(rows)))
+    return rows.select([i for i in range(len(rows)) if i not in held_out])
 
 
 def load_benchmark_dict(name: str, data_dir: str | os.PathLike | None = None) -> datasets.DatasetDict:
-    """Both splits FinGPT uses (only ``test`` for NWGI when reading the mirror)."""
+    """FinGPT's train and test splits and our validation slice of train (only ``test`` for NWGI
+    when reading the mirror)."""
     import datasets
 
     check_name_and_split(name, "test")
     raw = load_raw(name, data_dir)
-    splits = [s for s in SPLITS if mirror_has_split(name, s, data_dir)]
-    return datasets.DatasetDict({s: fingpt_split(name, raw, s) for s in splits})
+    splits = {s: fingpt_split(name, raw, s) for s in ("train", "test") if mirror_has_split(name, s, data_dir)}
+    if "train" in splits:
+        splits["validation"] = splits["train"].select(validation_indices(name, len(splits["train"])))
+    return datasets.DatasetDict(splits)
 
 
 def dataset_reference(name: str) -> dict[str, str | None]:

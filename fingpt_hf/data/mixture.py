@@ -10,6 +10,10 @@ fractional part adds a seeded random sample (without replacement) of ``frac * ro
 rounded half up.
 So ``6`` is six copies, ``0.5`` is half the rows, ``2.25`` is two copies plus a quarter.
 
+A benchmark's train split enters without its validation rows (``fingpt_hf.data.benchmarks``:
+a seeded 10% slice of train) unless the mixture says ``exclude_validation: false``, as FinGPT's
+own recipe (``MixtureConfig.fingpt_default``) and the recipes that reproduce it do.
+
 One deliberate difference from FinGPT: its training set keeps NWGI's seven fine-grained labels
 (with a seven-way instruction); here every row's ``output`` is one of the three ``LABELS``, so
 NWGI rows use FinGPT's own 7->3 evaluation collapse.
@@ -28,7 +32,7 @@ from typing import Any, Literal, Mapping
 import datasets
 import numpy as np
 
-from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark
+from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark, load_train_rows
 from fingpt_hf.data.errors import MissingSplitError
 from fingpt_hf.data.names import check_dataset_name
 from fingpt_hf.errors import FinGPTError
@@ -67,7 +71,9 @@ class MixtureSource:
                 f"or give a 'path' to a CSV/JSONL/JSON file"
             )
         if self.path is None and self.split not in ("train", "test"):
-            raise FinGPTError(f"dataset_mixture: {self.name}: split must be 'train' or 'test', got {self.split!r}")
+            hint = (" (validation rows are for choosing recipes, never for training)"
+                    if self.split == "validation" else "")
+            raise FinGPTError(f"dataset_mixture: {self.name}: split must be 'train' or 'test', got {self.split!r}{hint}")
 
 
 @dataclass
@@ -79,6 +85,7 @@ class MixtureConfig:
     on_missing: Literal["error", "skip"] = "skip"
     max_samples: int | None = None
     allow_test_split: bool = False
+    exclude_validation: bool = True
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -95,6 +102,8 @@ class MixtureConfig:
             raise FinGPTError(f"dataset_mixture: data set(s) listed twice: {', '.join(duplicates)}")
         if self.on_missing not in ON_MISSING:
             raise FinGPTError(f"dataset_mixture: on_missing must be 'error' or 'skip', got {self.on_missing!r}")
+        if not isinstance(self.exclude_validation, bool):
+            raise FinGPTError(f"dataset_mixture: exclude_validation must be true or false, got {self.exclude_validation!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise FinGPTError(f"dataset_mixture: seed must be an integer, got {self.seed!r}")
         if self.max_samples is not None and (
@@ -104,8 +113,9 @@ class MixtureConfig:
 
     @classmethod
     def fingpt_default(cls) -> MixtureConfig:
-        """FinGPT's recipe: fpb x6, fiqa x21, tfns x2, nwgi x1, seed 42."""
-        return cls([MixtureSource(name, weight) for name, weight in FINGPT_WEIGHTS.items()])
+        """FinGPT's recipe: fpb x6, fiqa x21, tfns x2, nwgi x1, seed 42, on the whole train splits
+        (validation rows included, as FinGPT trained on them)."""
+        return cls([MixtureSource(name, weight) for name, weight in FINGPT_WEIGHTS.items()], exclude_validation=False)
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float], **kwargs: Any) -> MixtureConfig:
@@ -147,13 +157,14 @@ class MixtureConfig:
             if "name" not in entry:
                 raise FinGPTError(f"dataset_mixture.datasets[{index}]: missing 'name'")
             sources.append(MixtureSource(**entry))
-        kwargs = {k: data[k] for k in ("seed", "on_missing", "max_samples", "allow_test_split") if k in data}
+        kwargs = {k: data[k] for k in ("seed", "on_missing", "max_samples", "allow_test_split", "exclude_validation")
+                  if k in data}
         return cls(sources, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"datasets": [dataclasses.asdict(s) for s in self.sources], "seed": self.seed,
                 "on_missing": self.on_missing, "max_samples": self.max_samples,
-                "allow_test_split": self.allow_test_split}
+                "allow_test_split": self.allow_test_split, "exclude_validation": self.exclude_validation}
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -248,17 +259,36 @@ class MixtureReport:
         return lines
 
 
-def load_source(source: MixtureSource, data_dir: str | os.PathLike | None = None) -> datasets.Dataset:
-    """The rows of one source, before weighting."""
+def load_source(source: MixtureSource, data_dir: str | os.PathLike | None = None, exclude_validation: bool = True
+                ) -> datasets.Dataset:
+    """The rows of one source, before weighting; a benchmark's train split without its validation
+    rows unless ``exclude_validation`` is False."""
     if source.path is not None:
         from fingpt_hf.data.custom import load_custom_dataset
 
         return load_custom_dataset(source.path, source.text_column, source.label_column, source.label_map,
                                    instruction=source.instruction, name=source.name)
-    rows = load_benchmark(source.name, source.split, data_dir)
+    if source.split == "train":
+        rows = load_train_rows(source.name, data_dir, exclude_validation)
+    else:
+        rows = load_benchmark(source.name, source.split, data_dir)
     if source.instruction is not None:
         rows = rows.map(lambda _: {"instruction": source.instruction})
     return rows
+
+
+def validation_rows(config: MixtureConfig, data_dir: str | os.PathLike | None = None) -> datasets.Dataset | None:
+    """The validation splits of the mixture's benchmark sources (in source order), or None when
+    none is available (e.g. only custom files, or NWGI offline)."""
+    parts = []
+    for source in config.sources:
+        if source.path is not None or source.split != "train":
+            continue
+        try:
+            parts.append(load_benchmark(source.name, "validation", data_dir).select_columns(list(COLUMNS)))
+        except MissingSplitError:
+            continue
+    return datasets.concatenate_datasets(parts) if parts else None
 
 
 def build_mixture(
@@ -269,7 +299,7 @@ def build_mixture(
     parts = []
     for source in config.sources:
         try:
-            rows = load_source(source, data_dir)
+            rows = load_source(source, data_dir, config.exclude_validation)
         except MissingSplitError as err:
             if config.on_missing == "error":
                 raise

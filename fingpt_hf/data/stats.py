@@ -84,7 +84,8 @@ def format_stats(stats: Mapping[str, Any]) -> str:
             if "missing" in part:
                 lines.append(f"  {split}: {part['missing']}")
             else:
-                lines.append(f"  {split}: {part['rows']} rows  {_labels_text(part['labels'], part['rows'])}")
+                note = "  (a seeded 10% of train, left out of mixtures by default)" if split == "validation" else ""
+                lines.append(f"  {split}: {part['rows']} rows  {_labels_text(part['labels'], part['rows'])}{note}")
     mix = stats["mixture"]
     recipe = ", ".join(f"{n} x{w:g}" for n, w in mix["weights"].items())
     lines.append(f"training mixture ({recipe}; seed {mix['seed']}):")

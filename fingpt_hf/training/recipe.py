@@ -68,8 +68,9 @@ class ScriptArguments:
     )
     eval_holdout: float = field(
         default=0.0,
-        metadata={"help": "Rows held back from the mixture for evaluation during training: a fraction "
-                          "(0 < x < 1) or a count (>= 1). 0 disables it."},
+        metadata={"help": "Rows to evaluate on during training, from the validation splits of the mixture's "
+                          "benchmarks (seeded 10% slices of train, never trained on): a fraction (0 < x < 1) "
+                          "or a count (>= 1). 0 disables it."},
     )
     overwrite_output_dir: bool = field(
         default=False,

@@ -58,15 +58,28 @@ def lora_targets(value: Any) -> Any:
     return value
 
 
-def holdout_split(dataset, holdout: float, seed: int):
-    """``(train, eval)``: a seeded slice of ``holdout`` rows (fraction or count) held back."""
+def evaluation_rows(mixture_config: Any, holdout: float, seed: int, data_dir: str | None):
+    """Rows to evaluate on during training: ``holdout`` (a fraction or a count) of the validation
+    splits of the mixture's benchmarks, a seeded sample; None when ``holdout`` is 0.
+
+    They are never training rows: the mixture leaves the validation rows out (refused otherwise),
+    where a slice of the weighted mixture would repeat rows that are also trained on.
+    """
+    from fingpt_hf.data.mixture import validation_rows
+
     if not holdout:
-        return dataset, None
-    size = holdout if holdout < 1 else int(holdout)
-    if (size >= 1 and size >= len(dataset)) or len(dataset) < 2:
-        raise FinGPTError(f"eval_holdout {holdout} leaves no training rows out of {len(dataset)}")
-    parts = dataset.train_test_split(test_size=size, seed=seed, shuffle=True)
-    return parts["train"], parts["test"]
+        return None
+    if not mixture_config.exclude_validation:
+        raise FinGPTError("eval_holdout evaluates on the benchmarks' validation rows, which this mixture trains "
+                          "on (dataset_mixture.exclude_validation: false); set it to true or eval_holdout: 0")
+    rows = validation_rows(mixture_config, data_dir)
+    if rows is None:
+        raise FinGPTError("eval_holdout: no source of the mixture has a validation split (they come from the "
+                          "benchmarks' train splits)")
+    size = round(holdout * len(rows)) if holdout < 1 else int(holdout)
+    if not 1 <= size <= len(rows):
+        raise FinGPTError(f"eval_holdout {holdout}: the mixture's validation splits have {len(rows)} rows")
+    return rows.shuffle(seed=seed).select(range(size)) if size < len(rows) else rows
 
 
 def _report_to(value: Any) -> list[str]:
@@ -222,8 +235,9 @@ def run_sft(
                                               trust_remote_code=training_args.trust_remote_code)
     prepare_tokenizer(tokenizer, family)
     max_length = training_args.max_length
-    tokenized = build_training_rows(rows, tokenizer, family, prompt_style, max_length)
-    train_rows, eval_rows = holdout_split(tokenized, script_args.eval_holdout, training_args.seed)
+    train_rows = build_training_rows(rows, tokenizer, family, prompt_style, max_length)
+    held_out = evaluation_rows(mixture_config, script_args.eval_holdout, training_args.seed, script_args.data_dir)
+    eval_rows = build_training_rows(held_out, tokenizer, family, prompt_style, max_length) if held_out else None
 
     # 3. Model and LoRA targets (a target list that matches nothing fails here, before training).
     model = load_model(model_path, model_args, training_args)

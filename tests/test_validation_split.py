@@ -1,0 +1,102 @@
+"""The validation split: a seeded slice of each benchmark's train split (never test rows), shown by
+`data stats`, left out of training mixtures by default, and what `eval_holdout` evaluates on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fingpt_hf.data.benchmarks import VALIDATION_FRACTION, load_benchmark, load_train_rows
+from fingpt_hf.data.errors import MissingSplitError
+from fingpt_hf.data.mixture import MixtureConfig, build_mixture
+from fingpt_hf.errors import FinGPTError
+from fingpt_hf.training.recipe import parse_sft_args
+from fingpt_hf.training.sft import run_sft
+from tiny_models import save_tiny_llama, tiny_sft_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _rows(ds) -> list[tuple[str, str, str]]:
+    return list(zip(ds["instruction"], ds["input"], ds["output"]))
+
+
+@pytest.mark.parametrize("name", ["fpb", "fiqa", "tfns"])
+def test_validation_is_a_seeded_slice_of_train(name, data_dir):
+    train = _rows(load_benchmark(name, "train", data_dir))
+    validation = _rows(load_benchmark(name, "validation", data_dir))
+    rest = _rows(load_train_rows(name, data_dir))
+    assert len(validation) == round(VALIDATION_FRACTION * len(train)) and len(rest) == len(train) - len(validation)
+    # Together, and only together, the two parts are the train split (as multisets of rows).
+    assert Counter(validation) + Counter(rest) == Counter(train)
+    assert _rows(load_benchmark(name, "validation", data_dir)) == validation  # deterministic
+    assert _rows(load_train_rows(name, data_dir, exclude_validation=False)) == train
+
+
+def test_validation_slices_are_drawn_per_benchmark_and_nwgi_has_none_offline(data_dir):
+    fpb = load_benchmark("fpb", "validation", data_dir)
+    tfns = load_benchmark("tfns", "validation", data_dir)
+    first_fpb = load_benchmark("fpb", "train", data_dir).select(range(len(fpb)))
+    assert fpb["input"] != first_fpb["input"]  # a permutation, not the head of train
+    assert len(tfns) == 954 and len(fpb) == 363
+    with pytest.raises(MissingSplitError, match="nwgi split 'train' is not in the local data mirror"):
+        load_benchmark("nwgi", "validation", data_dir)
+
+
+def test_mixture_never_contains_validation_or_test_rows(data_dir):
+    config = MixtureConfig.from_dict({"datasets": [{"name": "fpb", "weight": 2.5}, {"name": "fiqa", "weight": 3},
+                                                   {"name": "tfns", "weight": 1.5}, {"name": "nwgi", "weight": 1}]})
+    assert config.exclude_validation
+    mixture, report = build_mixture(config, data_dir)
+    mixed = Counter(mixture["input"])
+    for name in ("fpb", "fiqa", "tfns"):
+        train = Counter(load_benchmark(name, "train", data_dir)["input"])
+        for text in load_benchmark(name, "validation", data_dir)["input"]:
+            if train[text] == 1:  # a text that appears once in train is in validation only
+                assert text not in mixed, (name, text)
+        test = set(load_benchmark(name, "test", data_dir)["input"])
+        # Test texts reach the mixture only where FinGPT's own train split already holds them.
+        assert {t for t in test if t in mixed} <= {t for t in test if train[t]}
+    assert [s.name for s in report.skipped] == ["nwgi"]
+    # FinGPT's own recipe keeps its whole train splits: 60,588 rows offline, as FinGPT builds them.
+    assert MixtureConfig.fingpt_default().exclude_validation is False
+
+
+def test_validation_split_cannot_be_trained_on():
+    with pytest.raises(FinGPTError, match="validation rows are for choosing recipes"):
+        MixtureConfig.from_dict({"datasets": [{"name": "fpb", "split": "validation"}]})
+
+
+def test_data_stats_shows_validation(data_dir):
+    proc = subprocess.run([sys.executable, "-m", "fingpt_hf.cli", "data", "stats", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "  validation: 363 rows" in proc.stdout and "left out of mixtures by default" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, default_model_path) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", default_model_path)
+
+
+def _train(recipe: dict, tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "recipe.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "out")])
+    return run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+
+
+def test_eval_holdout_evaluates_on_validation_rows(tiny_model, tmp_path):
+    out = _train(tiny_sft_recipe(tiny_model, eval_holdout=8, max_steps=2), tmp_path)
+    info = json.loads((out / "fingpt_run.json").read_text())
+    assert info["eval_rows"] == 8 and any("eval_loss" in e for e in info["log_history"])
+    mixture = {"datasets": [{"name": "fpb", "weight": 1}], "max_samples": 32, "exclude_validation": False}
+    with pytest.raises(FinGPTError, match="which this mixture trains on"):
+        _train(tiny_sft_recipe(tiny_model, eval_holdout=8, dataset_mixture=mixture), tmp_path / "whole")
