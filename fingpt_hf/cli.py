@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "eval",
     "compare",
     "push",
+    "export",
+    "predict",
 )
 
 
