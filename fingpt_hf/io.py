@@ -54,30 +54,31 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def ensure_writable_dir(path: str | os.PathLike, option: str) -> Path:
-    """Create ``path`` if needed and prove it writable by creating and removing a probe file.
+    """Prove that ``path`` can be written (or created) by creating and removing a probe file in it,
+    or, when it does not exist yet, in its nearest existing parent; nothing is left behind.
 
     Called before any work, so a run whose output cannot be written fails in a second instead of
-    after the whole evaluation or build. The probe is a real write, not ``os.access``: that
-    answers "yes" to root for a read-only directory and knows nothing of read-only mounts.
+    after the whole evaluation or build, and a run refused for another reason leaves no empty
+    directory. The probe is a real write, not ``os.access``: that answers "yes" to root for a
+    read-only directory and knows nothing of read-only mounts.
     """
     from fingpt_hf.errors import FinGPTError
 
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise FinGPTError(f"{option} {path}: is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FinGPTError(f"{option} {path}: cannot create it, {existing} is a file")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
-        raise FinGPTError(f"{option} {path}: cannot create it, {blocker} is a file") from None
-    except OSError as err:
-        raise FinGPTError(f"{option} {path}: cannot create the directory ({err.strerror})") from None
-    try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".fingpt-write-probe-")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".fingpt-write-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise FinGPTError(f"{option} {path}: directory is not writable ({err.strerror})") from None
+        where = "directory" if existing == path else f"folder {existing} it would be created in"
+        raise FinGPTError(f"{option} {path}: the {where} is not writable ({err.strerror})") from None
     return path
 
 

@@ -158,14 +158,18 @@ def test_output_dir_that_is_a_file_fails_before_any_work(tmp_path):
 
 def test_unwritable_directory_is_found_by_a_real_probe(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda *a, **k: False)  # the probe must not ask os.access
-    assert ensure_writable_dir(tmp_path / "new", "--output-dir").is_dir()
+    new = tmp_path / "new" / "deeper"
+    assert ensure_writable_dir(new, "--output-dir") == new
+    assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())  # probed, nothing left behind
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr("tempfile.mkstemp", refuse)  # what a read-only directory does, even to root
-    with pytest.raises(FinGPTError, match="--output-dir .*: directory is not writable"):
+    with pytest.raises(FinGPTError, match="--output-dir .*: the directory is not writable"):
         ensure_writable_dir(tmp_path, "--output-dir")
+    with pytest.raises(FinGPTError, match=f"the folder {tmp_path} it would be created in is not writable"):
+        ensure_writable_dir(tmp_path / "new", "--output-dir")
 
 
 def test_compare_and_data_build_check_output_first(tmp_path, capsys):

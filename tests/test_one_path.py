@@ -182,7 +182,7 @@ def test_training_mixture_refuses_test_rows_and_reports_what_it_left_out(tiny_mo
     assert [s["name"] for s in info["mixture"]["skipped"]] == ["nwgi"]
     card = render_model_card(out).text
     assert "Left out of the mixture:** nwgi train" in card
-    assert "| fpb | 3634 | 1.0 |" in card and "16 training rows in all" in card and "| seed |" not in card
+    assert "| fpb | 3271 | 1.0 |" in card and "16 training rows in all" in card and "| seed |" not in card
 
 
 def test_layering(repo_root):
