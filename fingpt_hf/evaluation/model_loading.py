@@ -329,8 +329,9 @@ def load_model(
     base model never passes through CPU memory in float32.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
+    from fingpt_hf.families.loading import load_causal_lm
     from fingpt_hf.families.registry import check_remote_code, get_family
     from fingpt_hf.families.tokenization import prepare_tokenizer
 
@@ -353,10 +354,8 @@ def load_model(
     )
     prepare_tokenizer(tokenizer, family)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(
-        source.model_path, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-        use_safetensors=True, device_map=device_map or str(torch_device),
-    )
+    model = load_causal_lm(source.model_path, dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
+                           device_map=device_map or str(torch_device), option="--model")
     if source.model_info["revision"] is None:
         source.model_info["revision"] = getattr(model.config, "_commit_hash", None)
     if source.adapter_info:

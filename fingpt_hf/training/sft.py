@@ -113,18 +113,18 @@ def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: 
 
 
 def load_model(model_path: str, model_args: Any, training_args: Any):
-    import torch
-    from transformers import AutoModelForCausalLM
+    """The base model for training (``fingpt_hf.families.loading``), placed for k-bit and ZeRO-3."""
     from accelerate import PartialState
     from trl import get_quantization_config
+
+    from fingpt_hf.families.loading import load_causal_lm
 
     kwargs: dict[str, Any] = dict(training_args.model_init_kwargs or {})
     kwargs.setdefault("revision", model_args.model_revision)
     kwargs.setdefault("trust_remote_code", training_args.trust_remote_code)
+    kwargs.setdefault("dtype", model_args.dtype)
     if model_args.attn_implementation is not None:
         kwargs.setdefault("attn_implementation", model_args.attn_implementation)
-    dtype = model_args.dtype
-    kwargs.setdefault("dtype", dtype if dtype in (None, "auto") else getattr(torch, dtype))
     quantization = get_quantization_config(model_args)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
@@ -137,10 +137,7 @@ def load_model(model_path: str, model_args: Any, training_args: Any):
         import deepspeed
 
         deepspeed.init_distributed()
-    try:
-        return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    except (OSError, ValueError) as err:
-        raise FinGPTError(f"model_name_or_path: cannot load {model_path!r}: {err}") from None
+    return load_causal_lm(model_path, option="model_name_or_path", **kwargs)
 
 
 def check_padding_free(model: Any, family: Any) -> None:
