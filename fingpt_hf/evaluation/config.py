@@ -17,10 +17,49 @@ from fingpt_hf.errors import FinGPTError
 
 MODES: tuple[str, ...] = ("score", "generate")
 DTYPES: tuple[str, ...] = ("auto", "fp16", "bf16", "fp32")
+BACKENDS: tuple[str, ...] = ("transformers", "vllm")
+
+
+def check_backend(backend: str, vllm_url: str | None, vllm_model: str | None, device: str | None = None,
+                  device_map: str | None = None) -> None:
+    """The backend options of ``fingpt-hf eval`` and ``predict``: vLLM options only with
+    ``--backend vllm`` (they would be ignored otherwise), and no local placement with it (the
+    server places the model)."""
+    if backend not in BACKENDS:
+        raise FinGPTError(f"--backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "vllm":
+        given = [name for name, value in (("--vllm-url", vllm_url), ("--vllm-model", vllm_model)) if value]
+        if given:
+            raise FinGPTError(f"{' and '.join(given)} need --backend vllm")
+        return
+    if vllm_url is not None and not vllm_url.startswith(("http://", "https://")):
+        raise FinGPTError(f"--vllm-url {vllm_url!r}; give the server's API root, e.g. http://127.0.0.1:8000/v1")
+    placed = [name for name, value in (("--device", device), ("--device-map", device_map)) if value]
+    if placed:
+        raise FinGPTError(f"{' and '.join(placed)} cannot be used with --backend vllm: the server places the model")
+
+
+@dataclass(kw_only=True)
+class BackendOptions:
+    """Where the model runs, for ``fingpt-hf eval`` and ``predict`` alike (see ``check_backend``)."""
+
+    backend: Literal["transformers", "vllm"] = field(
+        default="transformers",
+        metadata={"help": "transformers: load the model here; vllm: query a running vLLM server (--vllm-url) that "
+                          "serves the same checkpoint (the model is not loaded; its tokenizer is)."},
+    )
+    vllm_url: str | None = field(
+        default=None, metadata={"help": "The vLLM server's API root (default: http://127.0.0.1:8000/v1)."}
+    )
+    vllm_model: str | None = field(
+        default=None,
+        metadata={"help": "Served model name to query (default: the server's only LoRA module with --adapter, "
+                          "else its base model)."},
+    )
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(BackendOptions):
     """Options of an evaluation run (see ``fingpt-hf eval --help``)."""
 
     model: str = field(metadata={"help": "Base model: Hub id, local path or embedded:smollm2-135m-instruct."})
@@ -143,6 +182,7 @@ class EvalConfig:
             raise FinGPTError(f"--device-map {self.device_map!r}; the only choice is auto")
         if self.device_map and self.device:
             raise FinGPTError("--device-map auto places the model itself; leave --device unset")
+        check_backend(self.backend, self.vllm_url, self.vllm_model, self.device, self.device_map)
         if self.batch_size < 1:
             raise FinGPTError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.max_new_tokens < 1:

@@ -241,20 +241,27 @@ def plan(config: EvalConfig, datasets: list[EvalDataset], signature: dict[str, A
 
 def predict(loaded: LoadedModel, config: EvalConfig, prompts: list[str], progress: Callable | None = None
             ) -> tuple[list[str], list[str | None], list[list[float]] | None]:
-    """Raw answers, parsed labels and (score mode) per-label log-likelihoods, in input order."""
+    """Raw answers, parsed labels and (score mode) per-label log-likelihoods, in input order.
+
+    ``config`` is an ``EvalConfig`` or a ``PredictConfig`` (the same mode, prompt and backend fields).
+    """
     from fingpt_hf.families.registry import get_family
 
     add_special = adds_special_tokens(config.prompt_style)
     family = get_family(loaded.model.config)
+    if config.backend == "vllm":  # same signatures, same token ids; the server computes
+        from fingpt_hf.evaluation.vllm_backend import generate_answers, score_labels
+    else:
+        from fingpt_hf.evaluation.generation import generate_answers
+        from fingpt_hf.evaluation.scoring import score_labels
     if config.mode == "score":
-        from fingpt_hf.evaluation.scoring import pick_labels, score_labels
+        from fingpt_hf.evaluation.scoring import pick_labels
 
         scores = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=config.batch_size,
                               add_special_tokens=add_special, progress=progress, family=family,
                               max_length=config.max_length)
         labels = pick_labels(scores, LABELS)
         return list(labels), list(labels), scores
-    from fingpt_hf.evaluation.generation import generate_answers
     from fingpt_hf.metrics.parsing import parse_answer
 
     answers = generate_answers(loaded.model, loaded.tokenizer, prompts, batch_size=config.batch_size,
@@ -346,6 +353,8 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
     }
     if state.num_processes > 1:
         result["processes"] = state.num_processes
+    if config.backend == "vllm":  # what computed the numbers; the served weights are the user's to match
+        result.update(backend="vllm", vllm_url=loaded.model.url, vllm_model=loaded.model.name)
     write_result(config.output_dir, result, run=run_block(config, loaded, versions))
     state.wait_for_everyone()
     return result
@@ -381,8 +390,13 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
         set_seed(config.seed)
         # Launched as several processes, each takes its own device (cuda:<local rank>, or the CPU).
         device = config.device or (str(state.device) if state.num_processes > 1 and not config.device_map else None)
-        loaded = load_model(source, config.dtype, device, config.trust_remote_code, config.merge_adapter,
-                            device_map=config.device_map)
+        if config.backend == "vllm":  # no weights here: the tokenizer, and a handle on the server
+            from fingpt_hf.evaluation.vllm_backend import connect
+
+            loaded = connect(source, config.vllm_url, config.vllm_model, config.trust_remote_code)
+        else:
+            loaded = load_model(source, config.dtype, device, config.trust_remote_code, config.merge_adapter,
+                                device_map=config.device_map)
         versions = package_versions()
         for ds in pending:
             result = evaluate_dataset(loaded, config, ds, ds.signature, versions)

@@ -7,13 +7,13 @@ from typing import Literal
 
 from fingpt_hf.data.prompts import PROMPT_STYLES
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.evaluation.config import DTYPES, MODES
+from fingpt_hf.evaluation.config import DTYPES, MODES, BackendOptions, check_backend
 
 BAD_ROW_POLICIES: tuple[str, ...] = ("error", "skip")
 
 
 @dataclass
-class PredictConfig:
+class PredictConfig(BackendOptions):
     """Options of a prediction run (see ``fingpt-hf predict --help``)."""
 
     model: str = field(metadata={"help": "Base model: Hub id, local path or embedded:smollm2-135m-instruct."})
@@ -89,6 +89,7 @@ class PredictConfig:
                 raise FinGPTError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_length is not None and self.max_length < 2:
             raise FinGPTError(f"--max-length must be >= 2, got {self.max_length}")
+        check_backend(self.backend, self.vllm_url, self.vllm_model, self.device)
         if not self.text_column:
             raise FinGPTError("--text-column must name a column")
         if self.instruction is not None and not self.instruction.strip():

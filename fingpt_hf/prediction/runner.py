@@ -34,7 +34,7 @@ from typing import Any
 
 from fingpt_hf.data.errors import DataFormatError
 from fingpt_hf.data.labels import INVALID, LABELS
-from fingpt_hf.data.prompts import NEWS_INSTRUCTION, adds_special_tokens, format_prompt
+from fingpt_hf.data.prompts import NEWS_INSTRUCTION, format_prompt
 from fingpt_hf.data.readers import (
     STDIN,
     csv_header,
@@ -202,46 +202,35 @@ def softmax(scores: Sequence[float]) -> list[float]:
 
 def predict_texts(loaded, config: PredictConfig, texts: Sequence[str], progress: Callable | None = None
                   ) -> list[dict[str, Any]]:
-    """The prediction columns for each text, in order (``config``'s prompt settings resolved)."""
-    from fingpt_hf.families.registry import get_family
+    """The prediction columns for each text, in order (``config``'s prompt settings resolved), from
+    the same ``predict`` that ``fingpt-hf eval`` runs (either backend)."""
+    from fingpt_hf.evaluation.runner import predict
 
     if not texts:
         return []
     prompts = [format_prompt(config.instruction or NEWS_INSTRUCTION, text, style=config.prompt_style,
                              tokenizer=loaded.tokenizer) for text in texts]
-    add_special = adds_special_tokens(config.prompt_style)
-    family = get_family(loaded.model.config)
-    if config.mode == "score":
-        from fingpt_hf.evaluation.scoring import pick_labels, score_labels
-
-        scores = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=config.batch_size,
-                              add_special_tokens=add_special, progress=progress, family=family,
-                              max_length=config.max_length)
-        out = []
-        for label, row in zip(pick_labels(scores, LABELS), scores):
-            probs = softmax(row)
-            out.append({"label": label, **{f"prob_{name}": p for name, p in zip(LABELS, probs)}})
-        return out
-    from fingpt_hf.evaluation.generation import generate_answers
-    from fingpt_hf.metrics.parsing import parse_answer
-
-    answers = generate_answers(loaded.model, loaded.tokenizer, prompts, batch_size=config.batch_size,
-                               max_new_tokens=config.max_new_tokens, add_special_tokens=add_special,
-                               progress=progress, family=family, max_length=config.max_length)
+    raw, labels, scores = predict(loaded, config, prompts, progress)
+    if scores is not None:
+        return [{"label": label, **{f"prob_{name}": p for name, p in zip(LABELS, softmax(row))}}
+                for label, row in zip(labels, scores)]
     empty = {f"prob_{name}": None for name in LABELS}
-    return [{"label": parse_answer(a, config.parser) or INVALID, **empty, "raw_answer": a} for a in answers]
+    return [{"label": label or INVALID, **empty, "raw_answer": answer} for answer, label in zip(raw, labels)]
 
 
 def label_options(config: PredictConfig, dtype: str, output_format: str) -> dict[str, Any]:
     """Every option that changes the labels or the chunk layout (batch size and device only change speed)."""
     generate = config.mode == "generate"
-    return {
+    options = {
         "text_column": config.text_column, "instruction": config.instruction or NEWS_INSTRUCTION,
         "mode": config.mode, "parser": config.parser if generate else None,
         "max_new_tokens": config.max_new_tokens if generate else None,
         "prompt_style": config.prompt_style, "max_length": config.max_length,
         "dtype": dtype, "chunk_size": config.chunk_size, "output_format": output_format,
     }
+    if config.backend == "vllm":  # another engine's numbers: a resume must not mix them with local chunks
+        options.update(backend="vllm", vllm_model=config.vllm_model)
+    return options
 
 
 def _chunks(stream: Iterator[Event], size: int) -> Iterator[list[Event]]:
@@ -266,6 +255,9 @@ def chunk_digest(chunk: Sequence[Event]) -> str:
 
 def resolved_dtype_name(config: PredictConfig, loaded) -> str:
     from fingpt_hf.evaluation.model_loading import resolve_device, resolve_dtype
+
+    if config.backend == "vllm":
+        return "vllm"  # the server's dtype; it does not report it
 
     dtype = loaded.dtype if loaded is not None else resolve_dtype(config.dtype, resolve_device(config.device))
     return str(dtype).replace("torch.", "")
@@ -334,7 +326,11 @@ def run_prediction(config: PredictConfig, echo: Callable[[str], None] = _stderr,
             if bad and from_stdin:
                 echo(f"chunk {index}: skipping {len(bad)} bad row(s): {describe_bad(bad, unit)}")
             rows = [row for _, row, _ in chunk if row is not None]
-            if loaded is None and rows:
+            if loaded is None and rows and config.backend == "vllm":
+                from fingpt_hf.evaluation.vllm_backend import connect
+
+                loaded = connect(source, config.vllm_url, config.vllm_model, config.trust_remote_code)
+            elif loaded is None and rows:
                 loaded = load_model(source, config.dtype, config.device, config.trust_remote_code,
                                     config.merge_adapter)
             if bar is None:
