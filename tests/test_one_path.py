@@ -191,3 +191,22 @@ def test_layering(repo_root):
     training = subprocess.run(["grep", "-rn", "fingpt_hf.hub", "fingpt_hf/training"],
                               capture_output=True, text=True, cwd=repo_root)
     assert evaluation.stdout == "" and training.stdout == ""
+
+
+def test_prompt_longer_than_the_context_is_refused_before_weights_load(default_model_path, tmp_path, monkeypatch):
+    """Without --max-length a row past the model's context is an error naming data set and row,
+    found with the tokenizer alone; with --max-length the prompts are cut and that is recorded."""
+    short = save_tiny_llama(tmp_path / "short", default_model_path, pad_token=True, max_position_embeddings=40)
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("weights were loaded before the length check")
+
+    monkeypatch.setattr("fingpt_hf.families.loading.load_causal_lm", no_weights)
+    with pytest.raises(FinGPTError, match=r"data set fpb: row \d+ needs \d+ tokens with its answer, more than "
+                                          r"the model's context of 40; pass --max-length 40"):
+        run_evaluation(EvalConfig(model=str(short), datasets="fpb", limit=4, dtype="fp32",
+                                  output_dir=str(tmp_path / "eval")), echo=lambda _: None)
+    monkeypatch.undo()
+    result = run_evaluation(EvalConfig(model=str(short), datasets="fpb", limit=4, dtype="fp32", max_length=40,
+                                       output_dir=str(tmp_path / "eval")), echo=lambda _: None)
+    assert result["results"]["fpb"]["eval_config"]["max_length"] == 40

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,8 +322,12 @@ def load_model(
     trust_remote_code: bool = False,
     merge_adapter: bool = True,
     device_map: str | None = None,
+    before_weights: Callable[[Any, Any, Any], None] | None = None,
 ) -> LoadedModel:
     """Load the tokenizer and model (plus adapter), ready for batched left-padded inference.
+
+    ``before_weights(tokenizer, family, config)`` runs once the tokenizer is ready and before any
+    weights load: checks that need only the tokenizer fail in seconds there.
 
     The base is loaded straight onto its device in the target dtype (``device_map="auto"``
     spreads it over every visible GPU), and the adapter is attached (and merged) there: a large
@@ -354,6 +359,8 @@ def load_model(
     )
     prepare_tokenizer(tokenizer, family)
     tokenizer.padding_side = "left"
+    if before_weights is not None:
+        before_weights(tokenizer, family, config)
     model = load_causal_lm(source.model_path, dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
                            device_map=device_map or str(torch_device), option="--model")
     if source.model_info["revision"] is None:

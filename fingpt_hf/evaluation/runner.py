@@ -311,7 +311,7 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
 
     started = now_iso()
     rows = ds.rows.to_list()
-    prompts = [format_prompt(row, style=config.prompt_style, tokenizer=loaded.tokenizer) for row in rows]
+    prompts = dataset_prompts(ds, config, loaded.tokenizer)
     gold = [row["output"] for row in rows]
     state = process_state()
     with tqdm(total=len(rows), desc=f"{ds.name} ({config.mode})", unit="ex", file=sys.stderr,
@@ -360,6 +360,27 @@ def evaluate_dataset(loaded: LoadedModel, config: EvalConfig, ds: EvalDataset, s
     return result
 
 
+def dataset_prompts(ds: EvalDataset, config: EvalConfig, tokenizer: Any) -> list[str]:
+    """The prompt of every row of ``ds``, as ``config``'s prompt style formats it."""
+    return [format_prompt(row, style=config.prompt_style, tokenizer=tokenizer) for row in ds.rows.to_list()]
+
+
+def check_lengths(datasets: list[EvalDataset], config: EvalConfig):
+    """A ``load_model(before_weights=...)`` check: without ``--max-length``, every prompt of every
+    data set must fit the model's context with its answer (named by data set and row otherwise)."""
+    from fingpt_hf.families.tokenization import check_prompt_lengths
+
+    def check(tokenizer: Any, family: Any, model_config: Any) -> None:
+        if config.max_length is not None or model_config is None:
+            return
+        text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+        context = getattr(text_config, "max_position_embeddings", None)
+        for ds in datasets:
+            check_prompt_lengths(dataset_prompts(ds, config, tokenizer), tokenizer, family, context,
+                                 f"data set {ds.name}", adds_special_tokens(config.prompt_style))
+    return check
+
+
 def run_block(config: EvalConfig, loaded: LoadedModel | None, versions: dict[str, str | None]) -> dict[str, Any]:
     run = {"config": config.to_dict(), "versions": versions, "updated_at": now_iso()}
     if loaded is not None:
@@ -394,9 +415,12 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
             from fingpt_hf.evaluation.vllm_backend import connect
 
             loaded = connect(source, config.vllm_url, config.vllm_model, config.trust_remote_code)
+            from fingpt_hf.families.registry import get_family
+
+            check_lengths(pending, config)(loaded.tokenizer, get_family(loaded.model.config), loaded.model.config)
         else:
             loaded = load_model(source, config.dtype, device, config.trust_remote_code, config.merge_adapter,
-                                device_map=config.device_map)
+                                device_map=config.device_map, before_weights=check_lengths(pending, config))
         versions = package_versions()
         for ds in pending:
             result = evaluate_dataset(loaded, config, ds, ds.signature, versions)

@@ -194,3 +194,30 @@ def tokenize_prompt_completion(
     room = max(len(answer), answer_room(tokenizer, family)) if max_length is not None else 0
     ids = prompt_ids(prompt, tokenizer, family, add_special_tokens, max_length, answer_length=room)
     return {"input_ids": ids + answer, "completion_mask": [0] * len(ids) + [1] * len(answer)}
+
+
+def check_prompt_lengths(
+    prompts: Sequence[str],
+    tokenizer: Any,
+    family: FamilySpec,
+    context: int | None,
+    where: str,
+    add_special_tokens: bool = True,
+) -> None:
+    """Refuse a prompt that does not fit the model's ``context`` with its answer.
+
+    A model run past its context gives garbage without an error (or a rotary table overrun), so
+    this is checked with the tokenizer alone, before any weights load; ``--max-length`` cuts
+    prompts instead (and is recorded with the result).
+    """
+    if not context:
+        return
+    room = answer_room(tokenizer, family)
+    for index, prompt in enumerate(prompts):
+        length = len(prompt_ids(prompt, tokenizer, family, add_special_tokens)) + room
+        if length > context:
+            raise FinGPTError(
+                f"{where}: row {index} needs {length} tokens with its answer, more than the model's context of "
+                f"{context}; pass --max-length {context} (or less) to cut prompts from the left"
+            )
+
