@@ -78,6 +78,9 @@ class HubState:
         self.validated_yaml: list[str] = []
         self.fail_commit_status: int | None = None  # answer every commit with this status
         self.fail_lfs_status: int | None = None  # answer every LFS object upload with this status
+        # Kill tests: an LFS upload sets `lfs_started`, then waits for `lfs_hold` (when set) before it answers.
+        self.lfs_started = threading.Event()
+        self.lfs_hold: threading.Event | None = None
 
     def store_blob(self, data: bytes) -> tuple[str, Path]:
         oid = git_blob_oid(data)
@@ -374,6 +377,10 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def lfs_put(self, query: dict, oid: str) -> None:
         data = self._body()
+        self.state.lfs_started.set()
+        hold = self.state.lfs_hold
+        if hold is not None and not hold.wait(timeout=120):
+            return self._error(504, "upload held too long by the test")
         if self.state.fail_lfs_status is not None:
             return self._error(self.state.fail_lfs_status, "Storage unavailable - injected by the test")
         if hashlib.sha256(data).hexdigest() != oid:

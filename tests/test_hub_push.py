@@ -251,6 +251,37 @@ def test_failed_lfs_upload_is_a_clean_error(trained, hub, tmp_path):
     assert hub.state.commit_count(REPO_ID) == 1  # the repository was created, nothing was committed
 
 
+def test_push_killed_mid_upload_then_completes(trained, hub, tmp_path):
+    """SIGKILL while the adapter's LFS upload is in flight: nothing is committed, no local file
+    changes, and the same push run again completes with the local files."""
+    import signal
+    import threading
+
+    out = trained["out"]
+    before = snapshot(out)
+    env = hub_env(hub, tmp_path / "hf-home")
+    hub.state.lfs_hold = threading.Event()
+    proc = subprocess.Popen([sys.executable, "-m", "fingpt_hf.cli", "push", str(out), "--repo-id", REPO_ID],
+                            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert hub.state.lfs_started.wait(timeout=180), "the push never reached its LFS upload"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        hub.state.lfs_hold.set()
+        hub.state.lfs_hold = None
+    assert proc.returncode == -signal.SIGKILL
+    assert hub.state.commit_count(REPO_ID) == 1  # the repository was created, nothing was committed
+    assert snapshot(out) == before
+    again = run_cli(["push", str(out), "--repo-id", REPO_ID], env)
+    assert again.returncode == 0, again.stderr
+    repo = hub.state.repos[REPO_ID]
+    commit = repo.commits[repo.branches["main"]]
+    assert hub.state.commit_count(REPO_ID) == 2
+    assert commit.files["adapter_model.safetensors"].blob.read_bytes() == (out / "adapter_model.safetensors").read_bytes()
+    assert snapshot(out) == before
+
+
 def test_push_requires_an_adapter_directory(tmp_path, hub):
     (tmp_path / "empty").mkdir()
     proc = run_cli(["push", str(tmp_path / "empty"), "--repo-id", REPO_ID], hub_env(hub, tmp_path / "hf-home"))
