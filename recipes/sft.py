@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"adapter saved to {output_dir}")
+    # Leave the process group in order (every rank gets here), rather than to interpreter exit,
+    # where a torch/DeepSpeed comm thread can abort the process after the work is saved.
+    PartialState().destroy_process_group()
     return 0
 
 
