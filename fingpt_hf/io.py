@@ -53,6 +53,30 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
 
+def replace_directory(build: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Rename the finished directory ``build`` to ``target`` (both on one file system).
+
+    An existing ``target`` is moved aside first and removed only once ``build`` is in place; if
+    that rename fails, the old ``target`` is put back, so ``target`` is never half-written.
+    """
+    import shutil
+
+    build, target = Path(build), Path(target)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old.")) / target.name
+        os.replace(target, old)
+    try:
+        os.replace(build, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old.parent, ignore_errors=True)
+    return target
+
+
 def ensure_writable_dir(path: str | os.PathLike, option: str) -> Path:
     """Prove that ``path`` can be written (or created) by creating and removing a probe file in it,
     or, when it does not exist yet, in its nearest existing parent; nothing is left behind.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fingpt_hf.data.benchmarks import BENCHMARK_NAMES
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.io import atomic_write_json, ensure_writable_dir
+from fingpt_hf.io import atomic_write_json, ensure_writable_dir, replace_directory
 
 REPORT_NAME = "mixture_report.json"
 FORMATS = ("arrow", "parquet")
@@ -72,15 +72,9 @@ def _mixture_config(args: argparse.Namespace):
 
 def _publish(tmp: Path, output: Path, overwrite: bool) -> None:
     """Move the finished temp folder into place; an existing OUTPUT is replaced only when asked."""
-    if output.exists():
-        if not overwrite:
-            raise FinGPTError(f"--output {output} already exists; pass --overwrite to replace it")
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        os.replace(output, old)
-        os.replace(tmp, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, output)
+    if output.exists() and not overwrite:
+        raise FinGPTError(f"--output {output} already exists; pass --overwrite to replace it")
+    replace_directory(tmp, output)
 
 
 def run_build(args: argparse.Namespace) -> int:

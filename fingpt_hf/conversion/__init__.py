@@ -6,11 +6,11 @@ loads with ``AutoModelForCausalLM``/``AutoTokenizer`` alone. Imports torch lazil
 
 from fingpt_hf.conversion.spec import SOURCE_KEY, ConversionError, Converter
 
-__all__ = ["SOURCE_KEY", "ConversionError", "Converter", "convert_checkpoint", "read_provenance"]
+__all__ = ["SOURCE_KEY", "ConversionError", "Converter", "convert_checkpoint"]
 
 
 def __getattr__(name: str):
-    if name in {"convert_checkpoint", "read_provenance"}:
+    if name == "convert_checkpoint":
         from fingpt_hf.conversion import convert
 
         return getattr(convert, name)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fingpt_hf.conversion.spec import SOURCE_KEY, ConversionError, Converter, read_json_object
-from fingpt_hf.io import atomic_write_json, atomic_write_text, sha256_file
+from fingpt_hf.io import atomic_write_json, atomic_write_text, replace_directory, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -211,12 +211,20 @@ def expected_state(native_config: Any) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
-def check_layout(converter: Converter, source: Source, native_config: Any) -> None:
-    """Dry-run the mapping on meta tensors: every native weight made once, with its shape."""
+def check_layout(converter: Converter, source: Source, native_config: Any) -> str:
+    """Dry-run the mapping on meta tensors: every native weight made once, with its shape.
+
+    Returns the dtype most of the source's floating weights are stored in (read from the same
+    headers, so the shards are opened once before the conversion proper).
+    """
     expected = expected_state(native_config)
     produced: dict[str, tuple[str, tuple[int, ...]]] = {}
+    stored: dict[str, int] = {}
     for path in source.weight_files:
         for name, tensor in meta_tensors(path).items():
+            if tensor.is_floating_point():
+                key = str(tensor.dtype).removeprefix("torch.")
+                stored[key] = stored.get(key, 0) + tensor.numel()
             for native_name, native in _convert_one(converter, name, tensor, source.config, path):
                 if native_name in produced:
                     raise ConversionError(f"{path}: {native_name} made twice ({produced[native_name][0]} and {name})")
@@ -236,6 +244,7 @@ def check_layout(converter: Converter, source: Source, native_config: Any) -> No
                 f"{source.path}: {name} gives {native_name} of shape {list(shape)}, but config.json "
                 f"implies {list(expected[native_name])}"
             )
+    return max(stored, key=stored.get) if stored else "float32"
 
 
 def check_tokenizer(converter: Converter, tokenizer: Any, native_config: Any, source: Source) -> None:
@@ -317,17 +326,6 @@ def _target_dtype(dtype: str, tensor: Any):
     return getattr(torch, dtype)
 
 
-def _stored_dtype(source: Source) -> str:
-    """The dtype most of the source's floating weights are stored in."""
-    counts: dict[str, int] = {}
-    for path in source.weight_files:
-        for tensor in meta_tensors(path).values():
-            if tensor.is_floating_point():
-                key = str(tensor.dtype).removeprefix("torch.")
-                counts[key] = counts.get(key, 0) + tensor.numel()
-    return max(counts, key=counts.get) if counts else "float32"
-
-
 def _readme(converter: Converter, source: Source, hashes: dict[str, str], warnings: list[str], dtype: str) -> str:
     revision = source.revision or "(local directory, no Hub revision)"
     lines = [
@@ -377,7 +375,7 @@ def convert_checkpoint(
         raise ConversionError(f"{source.path}: missing tokenizer file(s) {', '.join(missing)} of {converter.title}")
     source.weight_files = weight_files(source.path)
     native_config = converter.native_config(source.config)
-    check_layout(converter, source, native_config)
+    stored_dtype = check_layout(converter, source, native_config)
     tokenizer = converter.build_tokenizer(source.path, source.config)
     check_tokenizer(converter, tokenizer, native_config, source)
     generation_config = converter.build_generation_config(source.path, source.config, tokenizer)
@@ -385,7 +383,7 @@ def convert_checkpoint(
     for warning in warnings:
         logger.warning("%s: %s", converter.title, warning)
 
-    saved_dtype = _stored_dtype(source) if dtype == "auto" else dtype
+    saved_dtype = stored_dtype if dtype == "auto" else dtype
     used = ["config.json", *converter.tokenizer_files,
             *[name for name in _INDEX_FILES if (source.path / name).is_file()],
             *[str(p.relative_to(source.path)) for p in source.weight_files]]
@@ -415,7 +413,7 @@ def convert_checkpoint(
             "versions": {"fingpt-hf": __version__, "transformers": transformers.__version__},
         })
         atomic_write_text(build / "README.md", _readme(converter, source, hashes, warnings, saved_dtype))
-        _swap_into_place(build, output)
+        replace_directory(build, output)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return output
@@ -434,31 +432,6 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, owned by another user
+        pass
     return True
-
-
-def _swap_into_place(build: Path, output: Path) -> None:
-    """Rename ``build`` to ``output``; an old ``output`` is moved aside first and removed after."""
-    old = None
-    if output.exists():
-        old = output.with_name(f".{output.name}.old.{os.getpid()}")
-        output.rename(old)
-    try:
-        build.rename(output)
-    except BaseException:
-        if old is not None:
-            old.rename(output)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def read_provenance(model_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``fingpt_conversion.json`` of a converted checkpoint directory, or None."""
-    path = Path(model_dir) / CONVERSION_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fingpt_hf.errors import FinGPTError
+from fingpt_hf.io import current_umask, replace_directory
 
 DTYPES: tuple[str, ...] = ("auto", "fp16", "bf16", "fp32")
 FORMATS: tuple[str, ...] = ("safetensors", "gguf")
@@ -134,17 +135,6 @@ def render_card(source, fmt: str, dtype: str, files: list[str], gguf_type: str |
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
 
 
-def _swap_into_place(build: Path, output: Path) -> None:
-    """Rename ``build`` to ``output``; an existing ``output`` (allowed by --overwrite) is moved aside first."""
-    old = None
-    if output.exists():
-        old = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.old."))
-        os.replace(output, old / output.name)
-    os.replace(build, output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_model(
     model: str,
     adapter: str,
@@ -198,10 +188,8 @@ def export_model(
         (build / "README.md").write_text(render_card(source, format, str(loaded.dtype).replace("torch.", ""),
                                                      files, gguf_type if format == "gguf" else None),
                                          encoding="utf-8")
-        mask = os.umask(0)
-        os.umask(mask)
-        build.chmod(0o777 & ~mask)  # mkdtemp makes 0700 directories
-        _swap_into_place(build, output)
+        build.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700 directories
+        replace_directory(build, output)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.io import atomic_write_json, current_umask, sha256_file
+from fingpt_hf.io import atomic_write_json, current_umask, replace_directory, sha256_file
 
 EMBEDDED_PREFIX = "embedded:"
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
@@ -103,7 +103,7 @@ def prepare_default_model(
             _convert(gguf, build)
             atomic_write_json(build / MARKER_FILE, _marker_for(gguf))
             _apply_umask(build)
-            _swap_into_place(build, target)
+            replace_directory(build, target)
         finally:
             shutil.rmtree(build, ignore_errors=True)
     return target
@@ -185,17 +185,6 @@ def _apply_umask(directory: Path) -> None:
     directory.chmod(0o777 & ~umask)
     for path in directory.iterdir():
         path.chmod(0o666 & ~umask)
-
-
-def _swap_into_place(build: Path, target: Path) -> None:
-    """Move the finished ``build`` to ``target``; an old ``target`` is moved aside first, then removed."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-        os.replace(target, old / target.name)
-    os.replace(build, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
