@@ -1,5 +1,5 @@
 """The GPU recipes' training path on one CUDA GPU: correctness and throughput of padding-free batches
-and Liger kernels, through the same ``run_sft`` that ``recipes/sft.py`` runs.
+and Liger kernels, through ``recipes/sft.py`` itself (its ``main``, with a step timer).
 
 The GPU recipes (``recipes/llama2-13b``, ``recipes/baichuan2-7b``) set ``liger_when_available: true``
 and offer ``padding_free``. This script checks both on a real GPU without the Hub: the model
@@ -217,20 +217,24 @@ def recipe_file(tmp: Path, model_path: Path, args, setting: Setting, out: Path) 
 def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
     from transformers import AutoConfig
 
-    from fingpt_hf.training.recipe import parse_sft_args
+    import importlib.util
+
     from fingpt_hf.training.run_info import read_run_info
-    from fingpt_hf.training.sft import run_sft
     from step_timer import StepTimer
+
+    spec = importlib.util.spec_from_file_location("sft_recipe_script", REPO / "recipes" / "sft.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
 
     out = tmp / f"run-{setting.name.replace('@', '-').replace('+', '-')}"
     argv = ["--config", str(recipe_file(tmp, model_path, args, setting, out))]
     if args.data_dir:
         argv += ["--data_dir", args.data_dir]
-    parsed = parse_sft_args(argv)
     timer = StepTimer(cuda=args.device == "cuda")
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit, callbacks=[timer])
+    if script.main(argv, callbacks=[timer]) != 0:
+        raise SystemExit(f"{setting.name}: recipes/sft.py failed")
     info = read_run_info(out)
     history = [e for e in info["log_history"] if "loss" in e]
     tokens = [e["num_tokens"] for e in history]  # TRL: cumulative real (non-pad) tokens

@@ -106,6 +106,30 @@ def ensure_writable_dir(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
+def check_output_dir(path: str | os.PathLike, option: str, *, allow_existing: bool = False,
+                     sources: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """The one check of a directory a command is about to write, run before any work.
+
+    ``path`` must not be a file; a non-empty directory is refused unless ``allow_existing`` (the
+    caller's ``--overwrite``, or a command that resumes inside it: training, evaluation); it must
+    not be, or lie inside, one of ``sources`` (the model or adapter being read, which replacing
+    it would destroy); and it must be writable (``ensure_writable_dir``).
+    """
+    from fingpt_hf.errors import FinGPTError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise FinGPTError(f"{option} {path}: is a file, not a directory")
+    if not allow_existing and path.is_dir() and any(path.iterdir()):
+        raise FinGPTError(f"{option} {path}: exists and is not empty; pass --overwrite to replace it")
+    resolved = path.resolve()
+    for source in sources:
+        source = Path(source).resolve()
+        if resolved == source or resolved in source.parents:
+            raise FinGPTError(f"{option} {path}: would replace the model or adapter it is made from ({source})")
+    return ensure_writable_dir(path, option)
+
+
 def ensure_writable_file(path: str | os.PathLike, option: str) -> Path:
     """A file about to be written (atomically, next to itself): not a directory, parent writable."""
     from fingpt_hf.errors import FinGPTError

@@ -14,8 +14,7 @@ from transformers import AutoTokenizer, TrainerCallback
 
 from fingpt_hf.data.labels import LABELS
 from fingpt_hf.training.recipe import parse_sft_args
-from fingpt_hf.training.sft import run_sft
-from tiny_models import save_tiny_llama, tiny_sft_recipe
+from tiny_models import save_tiny_llama, sft_script, tiny_sft_recipe
 
 
 class FirstBatches(TrainerCallback):
@@ -39,7 +38,7 @@ def test_trainer_batches_carry_loss_on_answer_and_eos_only(tmp_path, default_mod
     config.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "out")])
     seen = FirstBatches()
-    run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit, callbacks=[seen])
+    sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit, callbacks=[seen])
 
     tokenizer = AutoTokenizer.from_pretrained(Path(model))
     answers = {tuple(tokenizer(label, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])

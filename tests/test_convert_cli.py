@@ -21,6 +21,7 @@ from reference_baichuan2 import write_tiny_original
 
 from fingpt_hf.conversion.convert import CONVERSION_FILE, convert_checkpoint
 from fingpt_hf.conversion.spec import SOURCE_KEY, ConversionError
+from fingpt_hf.errors import FinGPTError
 from fingpt_hf.io import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -151,7 +152,7 @@ def test_existing_output_needs_overwrite(source, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(ConversionError, match="exists and is not empty; pass --overwrite"):
+    with pytest.raises(FinGPTError, match="exists and is not empty; pass --overwrite"):
         convert_checkpoint(str(source), out)
     assert (out / "keep.txt").read_text() == "mine"
     convert_checkpoint(str(source), out, overwrite=True)

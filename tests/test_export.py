@@ -142,7 +142,7 @@ def test_gguf_export_loads_back_with_transformers(tiny_pair, fpb_rows, prompts, 
         out = tmp_path / f"gguf-{gguf_type}"
         result = export_model(str(base), str(adapter), out, dtype="fp32", format="gguf", gguf_type=gguf_type)
         name = f"model-{gguf_type}.gguf"
-        assert result.files == sorted([name, "README.md"])
+        assert result.files == sorted([name, "README.md", "fingpt_export.json"])
         loaded = AutoModelForCausalLM.from_pretrained(out, gguf_file=name, dtype=torch.float32)
         if gguf_type == "f16":  # the tokenizer metadata is the same in every type (~5 s a read)
             gguf_tokenizer = AutoTokenizer.from_pretrained(out, gguf_file=name)
@@ -198,7 +198,7 @@ def test_non_empty_output_needs_overwrite(tiny_pair, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    with pytest.raises(FinGPTError, match="not empty \\(pass --overwrite"):
+    with pytest.raises(FinGPTError, match="not empty; pass --overwrite"):
         export_model(str(base), str(adapter), out)
     assert (out / "keep.txt").read_text() == "old"
     export_model(str(base), str(adapter), out, overwrite=True)

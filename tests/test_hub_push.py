@@ -322,3 +322,47 @@ def test_real_hub_smoke(trained, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script, str(trained["out"])], env=env, capture_output=True,
                           text=True, timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
+
+
+LOAD_MERGED = textwrap.dedent(r"""
+    import json, sys
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    local, repo_id = sys.argv[1:3]
+    ids = torch.tensor([[3, 4, 5, 9, 10, 6, 7, 11, 12]])
+    with torch.no_grad():
+        a = AutoModelForCausalLM.from_pretrained(local).eval()(ids).logits
+        b = AutoModelForCausalLM.from_pretrained(repo_id).eval()(ids).logits
+    print(json.dumps({"max_diff": (a - b).abs().max().item()}))
+""")
+
+
+def test_push_merged_export_through_the_same_code(trained, hub, tmp_path):
+    """`fingpt-hf export` output goes up with `fingpt-hf push` (one commit, LFS for the weights, the
+    export's own card and record, no peft files) and loads back from the Hub with transformers alone."""
+    from fingpt_hf.export.merge import export_model
+
+    import shutil
+
+    adapter = tmp_path / "adapter"  # the fixture's adapter, with the base it was made from recorded
+    shutil.copytree(trained["out"], adapter, ignore=shutil.ignore_patterns("checkpoint-*"))
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(trained["base"])}))
+    merged = tmp_path / "merged"
+    export_model(str(trained["base"]), str(adapter), merged, echo=lambda line: None)
+    before = snapshot(merged)
+    env = hub_env(hub, tmp_path / "hf-home")
+    proc = run_cli(["push", str(merged), "--repo-id", "tester/tiny-fingpt-merged"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(merged) == before
+    repo = hub.state.repos["tester/tiny-fingpt-merged"]
+    commit = repo.commits[repo.branches["main"]]
+    assert sorted(commit.files) == sorted(before)  # everything export wrote, nothing else
+    assert {"config.json", "model.safetensors", "README.md", "fingpt_export.json"} <= set(commit.files)
+    assert commit.files["model.safetensors"].lfs and commit.message.startswith("Upload fingpt-hf merged model")
+    assert commit.files["README.md"].blob.read_bytes() == (merged / "README.md").read_bytes()
+    load = subprocess.run([sys.executable, "-c", LOAD_MERGED, str(merged), "tester/tiny-fingpt-merged"], env=env,
+                          capture_output=True, text=True, timeout=240, cwd=REPO_ROOT)
+    assert load.returncode == 0, load.stderr
+    assert json.loads(load.stdout.strip().splitlines()[-1])["max_diff"] == 0.0

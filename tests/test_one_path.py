@@ -36,8 +36,7 @@ from fingpt_hf.families import get_family, prepare_tokenizer
 from fingpt_hf.families.tokenization import tokenize_prompt_completion
 from fingpt_hf.hub.card import render_model_card
 from fingpt_hf.training.recipe import parse_sft_args
-from fingpt_hf.training.sft import run_sft
-from tiny_models import save_tiny_llama, tiny_sft_recipe
+from tiny_models import save_tiny_llama, sft_script, tiny_sft_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -119,7 +118,7 @@ def _train(recipe: dict, tmp_path: Path, *extra: str) -> Path:
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(recipe))
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "adapter"), *extra])
-    return run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+    return sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
 
 
 def test_evaluation_uses_the_adapters_prompt_style_and_max_length(tiny_model, tmp_path):

@@ -20,8 +20,8 @@ from fingpt_hf.families.tokenization import tokenize_prompt_completion
 from fingpt_hf.training.collator import AnswerOnlyCollator
 from fingpt_hf.training.recipe import parse_sft_args
 from fingpt_hf.training.run_info import read_run_info
-from fingpt_hf.training.sft import check_padding_free, run_sft
-from tiny_models import save_tiny_llama, tiny_llama, tiny_sft_recipe
+from fingpt_hf.training.sft import check_padding_free
+from tiny_models import save_tiny_llama, sft_script, tiny_llama, tiny_sft_recipe
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_recipe_trains_padding_free(tmp_path, default_model_path):
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(tiny_sft_recipe(model, padding_free=True)), encoding="utf-8")
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "out")])
-    out = run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+    out = sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
     losses = [e["loss"] for e in read_run_info(out)["log_history"] if "loss" in e]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses) and losses[-1] < losses[0], losses
     assert (out / "adapter_model.safetensors").is_file()

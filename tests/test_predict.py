@@ -297,3 +297,31 @@ def test_killed_run_resumes_at_the_first_missing_chunk(tiny_model, texts, tmp_pa
 
     # --overwrite replaces a finished output; the same command without it is refused.
     assert predict_cli(*args) == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_rows_past_the_context_are_refused_by_row_before_the_weights(default_model_path, texts, tmp_path,
+                                                                     monkeypatch, capsys):
+    """A prompt that does not fit the model's context with its answer would be garbage without an
+    error: a file is checked row by row with the tokenizer before any weights load (the error names
+    the line); standard input chunk by chunk, keeping the chunks before; --max-length cuts instead."""
+    short = save_tiny_llama(tmp_path / "short", default_model_path, pad_token=True, max_position_embeddings=96)
+    long_text = " ".join(texts[:8])  # ~200 tokens with the prompt
+    data = tmp_path / "in.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t}) for t in [texts[0], texts[1], long_text, texts[2]]) + "\n")
+    out = tmp_path / "out.jsonl"
+    args = ("--model", str(short), "--output", str(out), "--dtype", "fp32", "--chunk-size", "2")
+    (short / "model.safetensors").rename(tmp_path / "weights")  # no weights: the check must come first
+    assert predict_cli(*args, "--input", str(data)) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: line 3 needs " in err and "more than the model's context of 96" in err, err
+    (tmp_path / "weights").rename(short / "model.safetensors")
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.read_bytes())))
+    assert predict_cli(*args, "--input", "-") == 2
+    assert "line 3 needs " in capsys.readouterr().err and not out.exists()
+
+    # The first chunk of stdin is kept; cutting prompts is another run over it, so it starts over.
+    assert predict_cli(*args, "--input", str(data), "--max-length", "96") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert predict_cli(*args, "--input", str(data), "--max-length", "96", "--overwrite") == 0, capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 4

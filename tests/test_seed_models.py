@@ -29,7 +29,7 @@ from fingpt_hf.conversion.convert import convert_checkpoint
 from fingpt_hf.evaluation.config import EvalConfig
 from fingpt_hf.evaluation.runner import run_evaluation
 from fingpt_hf.training.recipe import parse_sft_args
-from fingpt_hf.training.sft import run_sft
+from tiny_models import sft_script
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,7 +91,7 @@ def test_seed_recipe_trains_evaluates_and_reloads(converted, tmp_path):
     config.write_text(yaml.safe_dump(recipe))
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "adapter")])
     probe = ProbeLogits(native)
-    out = run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit,
+    out = sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit,
                   callbacks=[probe])
 
     info = json.loads((out / "fingpt_run.json").read_text())
@@ -136,7 +136,7 @@ def test_qwen_recipe_refuses_rows_past_seq_length(tmp_path_factory):
     config.write_text(yaml.safe_dump(seed_recipe("qwen", native, max_length=limit + 1)))
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp / "adapter")])
     with pytest.raises(FinGPTError, match=f"max_length {limit + 1} is longer .* {limit} tokens"):
-        run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+        sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
     assert not (tmp / "adapter").exists()
 
 

@@ -16,11 +16,10 @@ import pytest
 import yaml
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.training.checks import check_device_requests, check_output_dir, last_complete_checkpoint
+from fingpt_hf.training.checks import check_device_requests, resume_point, last_complete_checkpoint
 from fingpt_hf.training.recipe import parse_sft_args, read_recipe_file
 from fingpt_hf.training.run_info import RECIPE_FILE, RUN_INFO_FILE, read_run_info, recipe_hash, write_run_info
-from fingpt_hf.training.sft import run_sft
-from tiny_models import save_tiny_llama, tiny_sft_recipe
+from tiny_models import save_tiny_llama, sft_script, tiny_sft_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = sorted((REPO / "recipes").glob("*/sft_*.yaml"))  # training recipes (eval configs live beside them)
@@ -44,7 +43,7 @@ def parse(recipe: dict, tmp_path: Path, *extra: str):
 
 def train(recipe: dict, tmp_path: Path, *extra: str) -> Path:
     parsed = parse(recipe, tmp_path, *extra)
-    return run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+    return sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
 
 
 # -- the shipped recipes -------------------------------------------------------------------------
@@ -132,25 +131,25 @@ def test_output_dir_of_another_run_or_foreign_files(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(FinGPTError, match="not a fingpt-hf run"):
-        check_output_dir(out, "sha256:a")
-    assert check_output_dir(out, "sha256:a", overwrite=True) is None
+        resume_point(out, "sha256:a")
+    assert resume_point(out, "sha256:a", overwrite=True) is None
     (out / "notes.txt").unlink()
     write_run_info(out, recipe={"lora_r": 8}, status="running", started_at="t", model={})
     # A run that saved nothing (it failed before its first checkpoint) does not block another recipe.
-    assert check_output_dir(out, recipe_hash({"lora_r": 16})) is None
+    assert resume_point(out, recipe_hash({"lora_r": 16})) is None
     same = recipe_hash({"lora_r": 8, "output_dir": "elsewhere"})  # run-control keys do not count
-    assert check_output_dir(out, same) is None
+    assert resume_point(out, same) is None
     (out / "checkpoint-2").mkdir()
     (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
     with pytest.raises(FinGPTError, match="holds a different run"):
-        check_output_dir(out, recipe_hash({"lora_r": 16}))
+        resume_point(out, recipe_hash({"lora_r": 16}))
     (out / "checkpoint-4").mkdir()  # cut off by a kill: no trainer_state.json
-    assert check_output_dir(out, same) == str(out / "checkpoint-2") == last_complete_checkpoint(out)
+    assert resume_point(out, same) == str(out / "checkpoint-2") == last_complete_checkpoint(out)
     with pytest.raises(FinGPTError, match="not a Trainer checkpoint"):
-        check_output_dir(out, same, resume_from_checkpoint=str(out / "checkpoint-4"))
+        resume_point(out, same, resume_from_checkpoint=str(out / "checkpoint-4"))
     write_run_info(out, recipe={"lora_r": 8}, status="completed", started_at="t", model={})
     with pytest.raises(FinGPTError, match="already holds this finished run"):
-        check_output_dir(out, same)
+        resume_point(out, same)
 
 
 # -- a real run -----------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ from fingpt_hf.data.errors import MissingSplitError
 from fingpt_hf.data.mixture import MixtureConfig, build_mixture
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.training.recipe import parse_sft_args
-from fingpt_hf.training.sft import run_sft
-from tiny_models import save_tiny_llama, tiny_sft_recipe
+from tiny_models import save_tiny_llama, sft_script, tiny_sft_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,7 +89,7 @@ def _train(recipe: dict, tmp_path: Path) -> Path:
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(recipe))
     parsed = parse_sft_args(["--config", str(config), "--output_dir", str(tmp_path / "out")])
-    return run_sft(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+    return sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
 
 
 def test_eval_holdout_evaluates_on_validation_rows(tiny_model, tmp_path):
@@ -100,3 +99,36 @@ def test_eval_holdout_evaluates_on_validation_rows(tiny_model, tmp_path):
     mixture = {"datasets": [{"name": "fpb", "weight": 1}], "max_samples": 32, "exclude_validation": False}
     with pytest.raises(FinGPTError, match="which this mixture trains on"):
         _train(tiny_sft_recipe(tiny_model, eval_holdout=8, dataset_mixture=mixture), tmp_path / "whole")
+
+
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_validation_f1_during_training_chooses_the_saved_checkpoint(tiny_model, tmp_path, fast_path):
+    """Each evaluation scores the validation rows as `fingpt-hf eval` does; with metric_for_best_model
+    naming that figure, the saved adapter is the best checkpoint, and evaluating it afterwards with
+    `fingpt-hf eval --split validation` gives the figure the run logged for it (fp32: the plain
+    trainer; the fast path scores under its bf16 CPU autocast, so its figure is its own)."""
+    from fingpt_hf.evaluation.config import EvalConfig
+    from fingpt_hf.evaluation.runner import run_evaluation
+
+    fpb_validation = len(load_benchmark("fpb", "validation"))
+    recipe = tiny_sft_recipe(tiny_model, eval_holdout=fpb_validation, max_steps=6, learning_rate=2e-2,
+                             eval_strategy="steps", eval_steps=3, save_strategy="steps", save_steps=3,
+                             metric_for_best_model="fpb_f1_weighted", greater_is_better=True,
+                             load_best_model_at_end=True, fast_path=fast_path)
+    out = _train(recipe, tmp_path)
+    info = json.loads((out / "fingpt_run.json").read_text())
+    evals = [e for e in info["log_history"] if "eval_fpb_f1_weighted" in e]
+    assert [e["step"] for e in evals] == [3, 6]
+    assert all(e["eval_mean_f1_weighted"] == e["eval_fpb_f1_weighted"] for e in evals)  # one benchmark
+    assert len({round(e["eval_fpb_f1_weighted"], 6) for e in evals}) > 1, "the figure never moved"
+    best = max(evals, key=lambda e: e["eval_fpb_f1_weighted"])
+    assert info["best_metric"] == best["eval_fpb_f1_weighted"]
+    assert info["best_model_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    if fast_path:
+        return
+    run_evaluation(EvalConfig(model=str(tiny_model), adapter=str(out), datasets="fpb", split="validation",
+                              dtype="fp32", merge_adapter=False, batch_size=32, output_dir=str(tmp_path / "eval")),
+                   echo=lambda line: None)
+    result = json.loads((tmp_path / "eval" / "fpb" / "result.json").read_text())
+    assert result["num_rows"] == fpb_validation and result["split"] == "validation"
+    assert result["metrics"]["f1_weighted"] == pytest.approx(best["eval_fpb_f1_weighted"], abs=1e-9)

@@ -66,3 +66,14 @@ def save_tiny_llama(path: str | os.PathLike, tokenizer: Any, seed: int = 0, pad_
     tiny_llama(len(tokenizer), seed=seed, **{**ids, **config}).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)
+
+
+def sft_script():
+    """``recipes/sft.py`` as a module (its ``train`` and ``main``): the flow users run, called in-process."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "sft.py"
+    spec = importlib.util.spec_from_file_location("sft_recipe_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

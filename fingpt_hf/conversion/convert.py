@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fingpt_hf.conversion.spec import SOURCE_KEY, ConversionError, Converter, read_json_object
-from fingpt_hf.io import atomic_write_json, atomic_write_text, replace_directory, sha256_file
+from fingpt_hf.io import atomic_write_json, atomic_write_text, check_output_dir, replace_directory, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -257,18 +257,6 @@ def check_tokenizer(converter: Converter, tokenizer: Any, native_config: Any, so
         )
 
 
-def check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not output.is_dir():
-        raise ConversionError(f"--output {output} is a file")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise ConversionError(f"--output {output} exists and is not empty; pass --overwrite to replace it")
-    parent = output.resolve().parent
-    if not parent.is_dir():
-        raise ConversionError(f"--output {output}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConversionError(f"--output {output}: cannot write into {parent}")
-
-
 # --- writing -----------------------------------------------------------------------------------------
 
 class ShardWriter:
@@ -366,7 +354,7 @@ def convert_checkpoint(
     if dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     output = Path(output).expanduser()
-    check_output(output, overwrite)
+    check_output_dir(output, "--output", allow_existing=overwrite)
     source = resolve_source(src, revision)
     source.config = read_config(source)
     converter = find_converter(source.config, source.path)
@@ -393,6 +381,7 @@ def convert_checkpoint(
     setattr(native_config, SOURCE_KEY, provenance)
 
     _remove_stale_builds(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=output.resolve().parent, prefix=f".{output.name}.convert.{os.getpid()}."))
     try:
         writer = ShardWriter(build, max_shard_bytes)

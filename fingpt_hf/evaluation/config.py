@@ -69,7 +69,8 @@ class EvalConfig(BackendOptions):
         metadata={"help": f"Comma-separated benchmarks ({','.join(BENCHMARK_NAMES)}); default: all four, "
                           "or none when --custom is given."},
     )
-    split: str = field(default="test", metadata={"help": "Benchmark split (FinGPT evaluates on 'test')."})
+    split: str = field(default="test", metadata={"help": "Benchmark split: test (FinGPT's), validation (a seeded 10% of "
+                                                    "train, for choosing settings) or train."})
     custom: str | None = field(default=None, metadata={"help": "A user data set file (.csv, .jsonl or .json)."})
     custom_name: str | None = field(default=None, metadata={"help": "Name of the custom data set (default: file stem)."})
     text_column: str = field(default="text", metadata={"help": "Text column of --custom."})
@@ -189,8 +190,9 @@ class EvalConfig(BackendOptions):
             raise FinGPTError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
         if self.limit is not None and self.limit < 1:
             raise FinGPTError(f"--limit must be >= 1, got {self.limit}")
-        if self.split not in ("train", "test"):
-            raise FinGPTError(f"--split {self.split!r}; choose train or test")
+        if self.split not in ("train", "validation", "test"):
+            raise FinGPTError(f"--split {self.split!r}; choose train, validation (our seeded slice of train, "
+                              "for choosing settings) or test")
         if self.custom:
             self.custom_dataset_name  # noqa: B018 - validates the name before anything runs
 

@@ -23,6 +23,7 @@ from fingpt_hf.data.prompts import PROMPT_STYLES, adds_special_tokens, format_pr
 from fingpt_hf.errors import FinGPTError
 from fingpt_hf.evaluation.config import EvalConfig
 from fingpt_hf.evaluation.model_loading import LoadedModel, ModelSource, inspect_sources, load_model
+from fingpt_hf.io import check_output_dir
 from fingpt_hf.provenance import now_iso, package_versions
 from fingpt_hf.evaluation.results import (
     AGGREGATE_FILE,
@@ -178,14 +179,6 @@ def signature_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for every key that differs, in the new signature's order."""
     keys = list(new) + [k for k in old if k not in new]
     return [f"{k}: {_shown(old.get(k))} -> {_shown(new.get(k))}" for k in keys if old.get(k) != new.get(k)]
-
-
-def check_output_dir(output_dir: Path) -> None:
-    """The output directory exists (or is created) and takes a file, before any work is done:
-    a run that cannot write its results must not find out after evaluating everything."""
-    from fingpt_hf.io import ensure_writable_dir
-
-    ensure_writable_dir(output_dir, "--output-dir")
 
 
 def check_finished_results(config: EvalConfig) -> None:
@@ -368,13 +361,12 @@ def dataset_prompts(ds: EvalDataset, config: EvalConfig, tokenizer: Any) -> list
 def check_lengths(datasets: list[EvalDataset], config: EvalConfig):
     """A ``load_model(before_weights=...)`` check: without ``--max-length``, every prompt of every
     data set must fit the model's context with its answer (named by data set and row otherwise)."""
-    from fingpt_hf.families.tokenization import check_prompt_lengths
+    from fingpt_hf.families.tokenization import check_prompt_lengths, model_context
 
     def check(tokenizer: Any, family: Any, model_config: Any) -> None:
         if config.max_length is not None or model_config is None:
             return
-        text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
-        context = getattr(text_config, "max_position_embeddings", None)
+        context = model_context(model_config)
         for ds in datasets:
             check_prompt_lengths(dataset_prompts(ds, config, tokenizer), tokenizer, family, context,
                                  f"data set {ds.name}", adds_special_tokens(config.prompt_style))
@@ -396,7 +388,8 @@ def run_evaluation(config: EvalConfig, echo: Callable[[str], None] = print) -> d
     state = process_state()
     if not state.is_main_process:
         echo = lambda _: None  # noqa: E731 - one process reports
-    check_output_dir(Path(config.output_dir))
+    # Resumable: finished data sets in it are checked against this run's signature (``plan``).
+    check_output_dir(config.output_dir, "--output-dir", allow_existing=True)
     datasets = load_eval_datasets(config)
     source = inspect_sources(config.model, config.adapter, config.revision, config.adapter_revision,
                              config.allow_base_mismatch, config.trust_remote_code)

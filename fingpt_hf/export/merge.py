@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.io import current_umask, replace_directory
+from fingpt_hf.hub.card import EXPORT_INFO_FILE
+from fingpt_hf.io import atomic_write_json, check_output_dir, current_umask, replace_directory
+from fingpt_hf.provenance import now_iso, package_versions
 
 DTYPES: tuple[str, ...] = ("auto", "fp16", "bf16", "fp32")
 FORMATS: tuple[str, ...] = ("safetensors", "gguf")
@@ -47,18 +49,6 @@ def _check_options(dtype: str, format: str, gguf_type: str) -> None:
         raise FinGPTError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     if gguf_type not in GGUF_TYPES:
         raise FinGPTError(f"--gguf-type {gguf_type!r}: choose one of {', '.join(GGUF_TYPES)}")
-
-
-def _check_output(output: Path, overwrite: bool, sources: list[Path]) -> None:
-    if output.exists() and not output.is_dir():
-        raise FinGPTError(f"--output {output}: exists and is not a directory")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise FinGPTError(f"--output {output}: not empty (pass --overwrite to replace it)")
-    resolved = output.resolve()
-    for source in sources:
-        source = source.resolve()
-        if resolved == source or resolved in source.parents:
-            raise FinGPTError(f"--output {output}: would replace the model or adapter it is made from ({source})")
 
 
 def export_dtype(dtype: str, config: Any) -> str:
@@ -156,7 +146,7 @@ def export_model(
         raise FinGPTError("--adapter is required: export merges an adapter into its base model")
     source = inspect_sources(model, adapter)  # adapter files and base checked, nothing loaded
     sources = [p for p in (Path(source.model_path), source.adapter_dir) if p is not None and p.exists()]
-    _check_output(output, overwrite, sources)
+    check_output_dir(output, "--output", allow_existing=overwrite, sources=tuple(sources))
     config = read_model_config(source)
     if config is None:
         raise FinGPTError(f"--model {model}: cannot load its config")
@@ -188,6 +178,12 @@ def export_model(
         (build / "README.md").write_text(render_card(source, format, str(loaded.dtype).replace("torch.", ""),
                                                      files, gguf_type if format == "gguf" else None),
                                          encoding="utf-8")
+        atomic_write_json(build / EXPORT_INFO_FILE, {
+            "schema_version": 1, "format": format, "dtype": str(loaded.dtype).replace("torch.", ""),
+            "gguf_type": gguf_type if format == "gguf" else None, "model": dict(source.model_info),
+            "adapter": dict(source.adapter_info or {}), "files": [*files, "README.md"],
+            "created_at": now_iso(), "versions": package_versions(),
+        })
         build.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700 directories
         replace_directory(build, output)
     except BaseException:

@@ -196,6 +196,14 @@ def tokenize_prompt_completion(
     return {"input_ids": ids + answer, "completion_mask": [0] * len(ids) + [1] * len(answer)}
 
 
+def model_context(model_config: Any) -> int | None:
+    """The context length a checkpoint's config declares (``max_position_embeddings``), if any."""
+    if model_config is None:
+        return None
+    text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+    return getattr(text_config, "max_position_embeddings", None)
+
+
 def check_prompt_lengths(
     prompts: Sequence[str],
     tokenizer: Any,
@@ -203,12 +211,14 @@ def check_prompt_lengths(
     context: int | None,
     where: str,
     add_special_tokens: bool = True,
+    row_names: Sequence[str] | None = None,
 ) -> None:
     """Refuse a prompt that does not fit the model's ``context`` with its answer.
 
     A model run past its context gives garbage without an error (or a rotary table overrun), so
     this is checked with the tokenizer alone, before any weights load; ``--max-length`` cuts
-    prompts instead (and is recorded with the result).
+    prompts instead (and is recorded with the result). ``row_names`` (e.g. "line 7") name the
+    rows in the error; by default "row <index>".
     """
     if not context:
         return
@@ -216,8 +226,9 @@ def check_prompt_lengths(
     for index, prompt in enumerate(prompts):
         length = len(prompt_ids(prompt, tokenizer, family, add_special_tokens)) + room
         if length > context:
+            name = row_names[index] if row_names is not None else f"row {index}"
             raise FinGPTError(
-                f"{where}: row {index} needs {length} tokens with its answer, more than the model's context of "
+                f"{where}: {name} needs {length} tokens with its answer, more than the model's context of "
                 f"{context}; pass --max-length {context} (or less) to cut prompts from the left"
             )
 

@@ -28,6 +28,8 @@ TEMPLATE_PATH = Path(__file__).with_name("templates") / "adapter_card.md.j2"
 # a training run that evaluates into OUTPUT_DIR/eval writes OUTPUT_DIR/eval/results.json.
 RESULTS_LOCATIONS: tuple[str, ...] = (AGGREGATE_FILE, f"eval/{AGGREGATE_FILE}")
 ADAPTER_CONFIG_FILE = "adapter_config.json"
+# What `fingpt-hf export` leaves beside a merged model: how it was made (and how push knows it).
+EXPORT_INFO_FILE = "fingpt_export.json"
 FPB_LICENSE = "cc-by-nc-sa-3.0"
 DEFAULT_LICENSE = "apache-2.0"
 TASK_TYPE = "text-classification"

@@ -1,4 +1,5 @@
-"""Push a trained adapter's output directory to the Hub in one commit.
+"""Push a trained adapter's output directory, or a merged model from `fingpt-hf export`, to the
+Hub in one commit.
 
 The token comes from wherever huggingface_hub finds it (``HF_TOKEN``, the login cache) unless a
 caller passes one (``recipes/sft.py --hub_token``, held in memory only); this module never writes
@@ -19,7 +20,9 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.utils import filter_repo_objects
 
 from fingpt_hf.errors import FinGPTError
-from fingpt_hf.hub.card import ADAPTER_CONFIG_FILE, RESULTS_LOCATIONS, RUN_INFO_FILE, is_generated_card, render_model_card
+from fingpt_hf.hub.card import (
+    ADAPTER_CONFIG_FILE, EXPORT_INFO_FILE, RESULTS_LOCATIONS, RUN_INFO_FILE, is_generated_card, render_model_card,
+)
 from fingpt_hf.hub.repo_id import check_repo_id
 
 CARD_FILE = "README.md"
@@ -36,6 +39,11 @@ RESULT_PATTERNS = tuple(
 )
 # Only these are pushed: no optimizer states, checkpoints, pickled training args or predictions.
 ALLOW_PATTERNS: tuple[str, ...] = (*ADAPTER_PATTERNS, *TOKENIZER_PATTERNS, CARD_FILE, RUN_INFO_FILE, *RESULT_PATTERNS)
+# A merged export: the checkpoint (or GGUF file), tokenizer, the card export wrote and its record.
+EXPORT_PATTERNS: tuple[str, ...] = (
+    "config.json", "generation_config.json", "model.safetensors", "model-*-of-*.safetensors",
+    "model.safetensors.index.json", "*.gguf", *TOKENIZER_PATTERNS, CARD_FILE, EXPORT_INFO_FILE,
+)
 # Trainer checkpoints and hidden files (e.g. an atomic write's temporary file) never go up.
 IGNORE_PATTERNS: tuple[str, ...] = ("checkpoint-*", ".*", "*/.*")
 
@@ -62,11 +70,17 @@ def _describe(err: BaseException) -> str:
     return "; caused by ".join(parts)
 
 
+def is_export(output_dir: str | os.PathLike) -> bool:
+    """Whether ``output_dir`` was written by `fingpt-hf export` (a merged model, not an adapter)."""
+    return (Path(output_dir) / EXPORT_INFO_FILE).is_file()
+
+
 def files_to_push(output_dir: str | os.PathLike) -> list[str]:
     """Relative POSIX paths of the files :func:`push_to_hub` uploads from ``output_dir``, sorted."""
     root = Path(output_dir)
     relative = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    return sorted(filter_repo_objects(relative, allow_patterns=list(ALLOW_PATTERNS), ignore_patterns=list(IGNORE_PATTERNS)))
+    allow = EXPORT_PATTERNS if is_export(root) else ALLOW_PATTERNS
+    return sorted(filter_repo_objects(relative, allow_patterns=list(allow), ignore_patterns=list(IGNORE_PATTERNS)))
 
 
 def retry_command(
@@ -94,7 +108,9 @@ def push_to_hub(
     published: Sequence[Any] | None = None,
     token: str | None = None,
 ) -> str:
-    """Upload adapter, tokenizer, model card, results and confusion plots of ``output_dir`` in one commit.
+    """Upload adapter, tokenizer, model card, results and confusion plots of ``output_dir`` in one commit;
+    for an export directory (``fingpt_export.json``), the merged weights or GGUF file, tokenizer,
+    and the card and record export wrote, through the same commit.
 
     Creates the repository (and the ``revision`` branch) when missing. Returns the commit URL.
     A hand-written README.md in ``output_dir`` is uploaded as it is; a missing or generated one
@@ -104,18 +120,22 @@ def push_to_hub(
     """
     check_repo_id(repo_id)
     root = Path(output_dir)
-    if not (root / ADAPTER_CONFIG_FILE).is_file():
-        raise FinGPTError(f"{root}: no {ADAPTER_CONFIG_FILE}; push expects the output directory of a LoRA training run")
+    export = is_export(root)
+    if not export and not (root / ADAPTER_CONFIG_FILE).is_file():
+        raise FinGPTError(f"{root}: no {ADAPTER_CONFIG_FILE} (nor {EXPORT_INFO_FILE}); push expects the output "
+                          "directory of a LoRA training run or of `fingpt-hf export`")
     if revision is not None and not revision.strip():
         raise FinGPTError("--revision must not be empty")
     files = files_to_push(root)
-    if CARD_FILE in files and is_generated_card((root / CARD_FILE).read_text(encoding="utf-8", errors="replace")):
+    if export and CARD_FILE not in files:
+        raise FinGPTError(f"{root}: no {CARD_FILE}; `fingpt-hf export` writes one, export again")
+    if not export and CARD_FILE in files and is_generated_card((root / CARD_FILE).read_text(encoding="utf-8", errors="replace")):
         files.remove(CARD_FILE)  # peft's placeholder card or an older fingpt-hf card: render a fresh one
     operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(root / path)) for path in files]
     if CARD_FILE not in files:
         card = render_model_card(root, published=published, repo_id=repo_id)
         operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=str(card).encode("utf-8")))
-    message = commit_message or f"Upload fingpt-hf adapter ({len(operations)} files)"
+    message = commit_message or f"Upload fingpt-hf {'merged model' if export else 'adapter'} ({len(operations)} files)"
 
     api = HfApi(token=token)
     try:

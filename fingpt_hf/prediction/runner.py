@@ -265,6 +265,46 @@ def resolved_dtype_name(config: PredictConfig, loaded) -> str:
 
 # --- the run --------------------------------------------------------------------------------------
 
+def check_lengths(config: PredictConfig, input_format: str) -> Callable[[Any, Any, Any], None]:
+    """A ``load_model(before_weights=...)`` check: without ``--max-length``, every prompt of the
+    input file must fit the model's context with its answer, named by its row (line/record)
+    otherwise, before any weights load. Standard input cannot be read twice: its chunks are
+    checked as they come (``check_chunk_lengths``)."""
+    def check(tokenizer: Any, family: Any, model_config: Any) -> None:
+        if config.max_length is not None or config.input == STDIN:
+            return
+        numbers, texts = [], []
+        for number, row, _ in events(config, input_format, text_only=True):
+            if row is not None:
+                numbers.append(number)
+                texts.append(row[config.text_column])
+        _check_texts(config, input_format, texts, numbers, tokenizer, family, model_config)
+    return check
+
+
+def _check_texts(config: PredictConfig, input_format: str, texts: Sequence[str], numbers: Sequence[int],
+                 tokenizer: Any, family: Any, model_config: Any) -> None:
+    from fingpt_hf.data.prompts import adds_special_tokens
+    from fingpt_hf.families.tokenization import check_prompt_lengths, model_context
+
+    unit = record_unit(input_format)
+    prompts = [format_prompt(config.instruction or NEWS_INSTRUCTION, text, style=config.prompt_style,
+                             tokenizer=tokenizer) for text in texts]
+    check_prompt_lengths(prompts, tokenizer, family, model_context(model_config), str(config.input),
+                         adds_special_tokens(config.prompt_style), row_names=[f"{unit} {n}" for n in numbers])
+
+
+def check_chunk_lengths(config: PredictConfig, input_format: str, loaded: Any, chunk: Sequence[Event]) -> None:
+    """Standard input's length check, one chunk at a time (the chunks before it are kept)."""
+    from fingpt_hf.families.registry import get_family
+
+    if config.max_length is not None or config.input != STDIN or config.backend == "vllm":
+        return
+    rows = [(n, row) for n, row, _ in chunk if row is not None]
+    _check_texts(config, input_format, [row[config.text_column] for _, row in rows], [n for n, _ in rows],
+                 loaded.tokenizer, get_family(loaded.model.config), loaded.model.config)
+
+
 def run_prediction(config: PredictConfig, echo: Callable[[str], None] = _stderr, loaded=None) -> PredictionSummary:
     """Label ``config.input`` into ``config.output`` (resuming an interrupted run); see the module docstring.
 
@@ -332,7 +372,8 @@ def run_prediction(config: PredictConfig, echo: Callable[[str], None] = _stderr,
                 loaded = connect(source, config.vllm_url, config.vllm_model, config.trust_remote_code)
             elif loaded is None and rows:
                 loaded = load_model(source, config.dtype, config.device, config.trust_remote_code,
-                                    config.merge_adapter)
+                                    config.merge_adapter, before_weights=check_lengths(config, input_format))
+            check_chunk_lengths(config, input_format, loaded, chunk)
             if bar is None:
                 bar = tqdm(total=total_rows, initial=sum(m["rows"] for m in metas), unit="rows",
                            desc=f"predict ({config.mode})", file=sys.stderr, dynamic_ncols=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fingpt_hf.errors import FinGPTError
+from fingpt_hf.io import check_output_dir
 from fingpt_hf.training.run_info import RUN_INFO_FILE, read_run_info
 
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
@@ -139,13 +140,16 @@ def _checkpoints(output_dir: Path) -> list[Path]:
     return [p for p in output_dir.iterdir() if p.is_dir() and _CHECKPOINT.match(p.name)]
 
 
-def check_output_dir(
+def resume_point(
     output_dir: str | os.PathLike,
     recipe_hash: str,
     overwrite: bool = False,
     resume_from_checkpoint: str | bool | None = None,
 ) -> str | None:
-    """Decide what to do with ``output_dir``; returns the checkpoint to resume from (or None).
+    """Decide what to do with a training ``output_dir``; returns the checkpoint to resume from (or None).
+
+    The directory itself (not a file, writable) is checked by ``fingpt_hf.io.check_output_dir``,
+    the one home of that check; this adds what only a training run means by it:
 
     * empty or missing: a fresh run;
     * ``--overwrite_output_dir``: a fresh run (its old checkpoints are removed later, see
@@ -161,9 +165,7 @@ def check_output_dir(
 
     ``--resume_from_checkpoint true`` asks for the last checkpoint and fails when there is none.
     """
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise FinGPTError(f"output_dir {out} exists and is not a directory")
+    out = check_output_dir(output_dir, "output_dir", allow_existing=True)
     want_last = resume_from_checkpoint is True or (
         isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.lower() == "true")
     explicit = None if want_last else _explicit_checkpoint(resume_from_checkpoint)

@@ -72,6 +72,16 @@ class ScriptArguments:
                           "benchmarks (seeded 10% slices of train, never trained on): a fraction (0 < x < 1) "
                           "or a count (>= 1). 0 disables it."},
     )
+    eval_f1: bool = field(
+        default=True,
+        metadata={"help": "At each evaluation on eval_holdout rows, also score them as `fingpt-hf eval` does "
+                          "(label log-likelihoods) and log weighted F1 per benchmark and their mean "
+                          "(eval_<name>_f1_weighted, eval_mean_f1_weighted), which metric_for_best_model "
+                          "can name."},
+    )
+    eval_f1_batch_size: int = field(
+        default=32, metadata={"help": "Rows per forward pass when eval_f1 scores the validation rows."},
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Replace what output_dir already holds (a finished run or another run's files)."},

@@ -1,9 +1,10 @@
-"""LoRA supervised fine-tuning on FinGPT's sentiment mixture with TRL's ``SFTTrainer``.
+"""The steps of LoRA supervised fine-tuning on FinGPT's sentiment mixture with TRL's ``SFTTrainer``.
 
-``run_sft`` does everything ``recipes/sft.py`` needs after argument parsing: checks first (model,
-device, output directory, LoRA targets), then data, model, training and the output directory
-layout (adapter + tokenizer + ``recipe.yaml`` + ``fingpt_run.json``) that
-``PeftModel.from_pretrained(base, DIR)`` loads as it is.
+``recipes/sft.py`` shows the flow and calls these in order: ``prepare_run`` (every check that
+needs neither data nor weights), ``load_training_mixture``, ``load_tokenizer`` and
+``build_training_rows``, ``load_training_model``, ``build_trainer``, ``start_run``, train,
+``save_run`` (the adapter + tokenizer + ``recipe.yaml`` + ``fingpt_run.json`` layout that
+``PeftModel.from_pretrained(base, DIR)`` loads as it is).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fingpt_hf.training.checks import (
     check_exact_length,
     check_device_requests,
     check_model_path,
-    check_output_dir,
+    resume_point,
     check_shared_prefix,
     clear_checkpoints,
 )
@@ -165,40 +166,53 @@ def _trainer_class(fast_path: bool):
     return SFTTrainer
 
 
-def run_sft(
-    script_args: Any,
-    training_args: Any,
-    model_args: Any,
-    recipe: Mapping[str, Any] | None = None,
-    callbacks: Sequence[Any] | None = None,
-) -> Path:
-    """Train a LoRA adapter as the recipe says; returns the output directory holding it.
+@dataclasses.dataclass
+class RunPlan:
+    """What the pre-flight checks decided, before any data or weights load; the later steps of
+    ``recipes/sft.py`` (data, tokenizer, model, trainer, train, save) all read it."""
+
+    script_args: Any
+    training_args: Any
+    model_args: Any
+    recipe: dict[str, Any]
+    recipe_hash: str
+    started_at: str
+    model_path: str
+    config: Any
+    family: Any
+    output_dir: Path
+    resume: str | None
+    mixture_config: Any
+    prompt_style: str
+    max_length: int | None
+    liger: bool = False
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        return {"name_or_path": self.model_args.model_name_or_path, "resolved_path": self.model_path,
+                "revision": self.model_args.model_revision, "family": self.family.name,
+                "converted_from": getattr(self.config, SOURCE_KEY, None)}
+
+
+def prepare_run(script_args: Any, training_args: Any, model_args: Any,
+                recipe: Mapping[str, Any] | None = None) -> RunPlan:
+    """Every check that needs neither data nor weights: values, device, model path and family,
+    remote code, context length, shared-prefix combinations, and the output directory (a fresh
+    run, this recipe's interrupted run to resume, or an error).
 
     Secret options (``hub_token``) are cleared on ``training_args`` here, before anything is
     built: the Trainer pickles its arguments into every ``training_args.bin``. A caller that
     pushes afterwards (recipes/sft.py) reads the token before calling.
     """
-    from accelerate import PartialState
-    from transformers import AutoTokenizer
-
-    from fingpt_hf.data.mixture import build_mixture
     from fingpt_hf.families.default_model import resolve_model_path
-    from fingpt_hf.families.lora import build_lora_config, top_layers
     from fingpt_hf.families.registry import check_remote_code, get_family
-    from fingpt_hf.families.tokenization import prepare_tokenizer
-    from fingpt_hf.training.collator import AnswerOnlyCollator
-    from fingpt_hf.training.liger import enable_liger_when_available
 
-    # 0. Every value in range, every path usable (parse_sft_args did it too; direct callers did not).
-    validate_sft_args(script_args, training_args, model_args)
+    validate_sft_args(script_args, training_args, model_args)  # parse_sft_args did too; direct callers did not
     for key in SECRET_KEYS:
         setattr(training_args, key, None)
     started_at = now_iso()
     recipe = dict(recipe) if recipe is not None else resolved_recipe(script_args, training_args, model_args)
     recipe = {k: v for k, v in recipe.items() if k not in SECRET_KEYS}
-    state = PartialState()
-
-    # 1. Checks that need neither data nor weights.
     if not model_args.use_peft:
         raise FinGPTError("use_peft is false: fingpt-hf trains LoRA adapters; set `use_peft: true`")
     if training_args.eval_strategy != "no" and not script_args.eval_holdout:
@@ -213,60 +227,79 @@ def run_sft(
     family = get_family(config)
     check_remote_code(family, training_args.trust_remote_code)
     check_exact_length(config, family, training_args.max_length)
-    output_dir = Path(training_args.output_dir)
     rhash = recipe_hash(recipe)
-    resume = check_output_dir(output_dir, rhash, script_args.overwrite_output_dir,
-                              training_args.resume_from_checkpoint)
-    mixture_config = script_args.mixture_config()
-    prompt_style = script_args.prompt_style or family.prompt_style
+    resume = resume_point(training_args.output_dir, rhash, script_args.overwrite_output_dir,
+                          training_args.resume_from_checkpoint)
+    return RunPlan(script_args, training_args, model_args, recipe, rhash, started_at, model_path, config, family,
+                   Path(training_args.output_dir), resume, script_args.mixture_config(),
+                   script_args.prompt_style or family.prompt_style, training_args.max_length)
 
-    # 2. Data (every rank builds the same rows; it is deterministic and cheap).
-    rows, report = build_mixture(mixture_config, script_args.data_dir)
-    if state.is_main_process:
+
+def load_training_mixture(plan: RunPlan):
+    """The mixture's rows and report; every rank builds the same rows (deterministic and cheap).
+    A source left out (``on_missing: skip``, e.g. NWGI train offline) is said loudly here, and
+    recorded in ``fingpt_run.json`` and the card."""
+    from accelerate import PartialState
+
+    from fingpt_hf.data.mixture import build_mixture
+
+    rows, report = build_mixture(plan.mixture_config, plan.script_args.data_dir)
+    if PartialState().is_main_process:
         for line in report.summary_lines():
             logger.info("mixture: %s", line)
-        for skipped in report.skipped:  # e.g. NWGI train, which the offline mirror lacks
+        for skipped in report.skipped:
             logger.warning("MIXTURE SOURCE LEFT OUT: %s %s (x%g): %s; the run trains without it",
                            skipped.name, skipped.split, skipped.weight, skipped.reason)
-    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_args.model_revision,
-                                              trust_remote_code=training_args.trust_remote_code)
-    prepare_tokenizer(tokenizer, family)
-    max_length = training_args.max_length
-    train_rows = build_training_rows(rows, tokenizer, family, prompt_style, max_length)
-    held_out = evaluation_rows(mixture_config, script_args.eval_holdout, training_args.seed, script_args.data_dir)
-    eval_rows = build_training_rows(held_out, tokenizer, family, prompt_style, max_length) if held_out else None
+    return rows, report
 
-    # 3. Model and LoRA targets (a target list that matches nothing fails here, before training).
-    model = load_model(model_path, model_args, training_args)
+
+def held_out_rows(plan: RunPlan):
+    """The validation rows evaluated during training (``eval_holdout``), or None."""
+    return evaluation_rows(plan.mixture_config, plan.script_args.eval_holdout, plan.training_args.seed,
+                           plan.script_args.data_dir)
+
+
+def load_tokenizer(plan: RunPlan):
+    """The model's tokenizer with the family's pad token and padding side."""
+    from transformers import AutoTokenizer
+
+    from fingpt_hf.families.tokenization import prepare_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(plan.model_path, revision=plan.model_args.model_revision,
+                                              trust_remote_code=plan.training_args.trust_remote_code)
+    prepare_tokenizer(tokenizer, plan.family)
+    return tokenizer
+
+
+def load_training_model(plan: RunPlan, tokenizer: Any):
+    """The base model (``load_model``) with the tokenizer's pad id, and its LoRA config; a target
+    list that matches nothing, or padding-free batches the model cannot read, fail here."""
+    from fingpt_hf.families.lora import build_lora_config, top_layers
+
+    model_args, script_args = plan.model_args, plan.script_args
+    model = load_model(plan.model_path, model_args, plan.training_args)
     model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     lora_config = build_lora_config(
         model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
-        target_modules=lora_targets(model_args.lora_target_modules), family=family,
+        target_modules=lora_targets(model_args.lora_target_modules), family=plan.family,
         use_rslora=model_args.use_rslora, use_dora=model_args.use_dora,
         modules_to_save=model_args.lora_modules_to_save,
         layers_to_transform=top_layers(model, script_args.lora_top_layers),
     )
-    if training_args.padding_free:
-        check_padding_free(model, family)
+    if plan.training_args.padding_free:
+        check_padding_free(model, plan.family)
+    return model, lora_config
 
-    # 4. The output directory is ours from here on.
-    state.wait_for_everyone()
-    model_info = {"name_or_path": model_args.model_name_or_path, "resolved_path": model_path,
-                  "revision": model_args.model_revision, "family": family.name,
-                  "converted_from": getattr(config, SOURCE_KEY, None)}
-    if state.is_main_process:
-        if script_args.overwrite_output_dir:
-            clear_checkpoints(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        write_recipe(output_dir, recipe)
-        write_run_info(output_dir, recipe=recipe, status="running", started_at=started_at, model=model_info,
-                       mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
-                       world_size=state.num_processes,
-                       extra={"prompt_style": prompt_style, "max_length": max_length})
-    state.wait_for_everyone()
 
+def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any, lora_config: Any,
+                  callbacks: Sequence[Any] = ()):
+    """TRL's ``SFTTrainer`` (or ``FastSFTTrainer`` with ``fast_path``) over the tokenized rows."""
+    from fingpt_hf.training.collator import AnswerOnlyCollator
+    from fingpt_hf.training.liger import enable_liger_when_available
+
+    script_args, training_args = plan.script_args, plan.training_args
     training_args.push_to_hub = False  # the Trainer would create the repo now and push every checkpoint;
     # recipes/sft.py pushes the finished adapter once, after training
     training_args.report_to = _report_to(training_args.report_to)
@@ -276,38 +309,58 @@ def run_sft(
         # max_length without packing, since it would not enforce it).
         collator, training_args.max_length = None, None
     else:
-        collator = AnswerOnlyCollator(
-            pad_token_id=tokenizer.pad_token_id,
-            padding_side="right",
-            pad_to_multiple_of=training_args.pad_to_multiple_of,
-        )
+        collator = AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id, padding_side="right",
+                                      pad_to_multiple_of=training_args.pad_to_multiple_of)
     fast_options = ({"compile_layers": script_args.compile_layers, "shared_prefix": script_args.shared_prefix}
                     if script_args.fast_path else {})
-    liger = enable_liger_when_available(training_args, script_args.liger_when_available)
-    trainer = _trainer_class(script_args.fast_path)(
-        **fast_options,
-        model=model,
-        args=training_args,
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        processing_class=tokenizer,
-        data_collator=collator,
-        peft_config=lora_config,
-        callbacks=list(callbacks or []),
+    plan.liger = enable_liger_when_available(training_args, script_args.liger_when_available)
+    return _trainer_class(script_args.fast_path)(
+        **fast_options, model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows,
+        processing_class=tokenizer, data_collator=collator, peft_config=lora_config, callbacks=list(callbacks),
     )
-    if resume:
-        logger.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    if eval_rows is not None and training_args.eval_strategy == "no":
-        trainer.log_metrics("eval", trainer.evaluate())
-    trainer.save_model(str(output_dir))
 
-    if state.is_main_process:
-        write_run_info(output_dir, recipe=recipe, status="completed", started_at=started_at, model=model_info,
-                       mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=resume,
-                       world_size=state.num_processes, log_history=trainer.state.log_history,
-                       finished_at=now_iso(), extra={"prompt_style": prompt_style, "max_length": max_length,
-                                                     "liger_kernel": liger,
-                                                     "global_step": trainer.state.global_step})
+
+def _write_run_info(plan: RunPlan, report: Any, eval_rows: Any, **fields: Any) -> None:
+    from accelerate import PartialState
+
+    extra = {"prompt_style": plan.prompt_style, "max_length": plan.max_length, **fields.pop("extra", {})}
+    write_run_info(plan.output_dir, recipe=plan.recipe, started_at=plan.started_at, model=plan.model_info,
+                   mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=plan.resume,
+                   world_size=PartialState().num_processes, extra=extra, **fields)
+
+
+def start_run(plan: RunPlan, report: Any, eval_rows: Any) -> None:
+    """Claim the output directory: ``recipe.yaml`` and ``fingpt_run.json`` (status ``running``),
+    which is what lets a killed run resume and a different run be refused."""
+    from accelerate import PartialState
+
+    state = PartialState()
     state.wait_for_everyone()
-    return output_dir
+    if state.is_main_process:
+        if plan.script_args.overwrite_output_dir:
+            clear_checkpoints(plan.output_dir)
+        plan.output_dir.mkdir(parents=True, exist_ok=True)
+        write_recipe(plan.output_dir, plan.recipe)
+        _write_run_info(plan, report, eval_rows, status="running")
+    state.wait_for_everyone()
+    if plan.resume:
+        logger.info("resuming from %s", plan.resume)
+
+
+def save_run(plan: RunPlan, trainer: Any, report: Any, eval_rows: Any) -> Path:
+    """Save the adapter (``PeftModel.from_pretrained(base, DIR)`` loads it as it is) and mark the
+    run completed in ``fingpt_run.json`` with its log history."""
+    from accelerate import PartialState
+
+    if eval_rows is not None and plan.training_args.eval_strategy == "no":
+        trainer.log_metrics("eval", trainer.evaluate())
+    trainer.save_model(str(plan.output_dir))
+    state = PartialState()
+    if state.is_main_process:
+        _write_run_info(plan, report, eval_rows, status="completed", log_history=trainer.state.log_history,
+                        finished_at=now_iso(), extra={"liger_kernel": plan.liger,
+                                                      "global_step": trainer.state.global_step,
+                                                      "best_model_checkpoint": trainer.state.best_model_checkpoint,
+                                                      "best_metric": trainer.state.best_metric})
+    state.wait_for_everyone()
+    return plan.output_dir

@@ -8,7 +8,7 @@ here, in one table, and runs on the flat ``{option: value}`` view of a recipe in
   are built (so transformers' own ``__post_init__`` checks, which name neither the option's source
   nor what is allowed, never get to speak first), with each problem located at the recipe file or
   the command-line flag that set it;
-* ``fingpt_hf.training.sft.run_sft``, on the argument objects, for callers that build them
+* ``fingpt_hf.training.sft.prepare_run``, on the argument objects, for callers that build them
   without the parser.
 
 Checks need neither data nor weights: a bad value costs milliseconds and writes nothing.
@@ -82,6 +82,7 @@ RANGES: dict[str, Rule] = {
     "lora_top_layers": Rule(lambda v: v >= 0, "0 (all layers) or a layer count >= 1", True),
     "eval_holdout": Rule(lambda v: v == 0 or 0 < v < 1 or (v >= 1 and float(v).is_integer()),
                          "0 (off), a fraction in (0, 1) or a whole number of rows >= 1"),
+    "eval_f1_batch_size": _at_least(1, integer=True),
     "save_total_limit": _at_least(1, integer=True),
     "dataloader_num_workers": _at_least(0, integer=True),
     "seed": _at_least(0, integer=True),

@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Choose the CPU recipe on validation rows, then look at the test sets once.
+
+Each candidate is the CPU recipe (``recipes/smollm2-135m/sft_lora.yaml``) with a few keys set;
+every key a candidate varies is set explicitly, so a candidate means the same run whatever the
+recipe file says today. A run trains the candidate with one seed (the trainer's seed and the
+mixture's sampling seed) and scores its adapter on the ``validation`` split (seeded 10% of each
+benchmark's train split, left out of the mixture): nothing here reads a test row.
+
+    python benchmarks/select_cpu_recipe.py run --candidate lr2e-3 --seeds 42
+    python benchmarks/select_cpu_recipe.py run --candidate lr1e-3 --seeds 42
+    python benchmarks/select_cpu_recipe.py run --candidate lr2e-3 --seeds 43 44   # the chosen one's other seeds
+    python benchmarks/select_cpu_recipe.py test --candidate lr2e-3                # once: all seeds of one candidate
+
+``test`` evaluates every trained seed of one candidate on the four test sets and refuses a
+second candidate, so the record shows that test was looked at once. The record
+(``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
+figures and training time; ``test`` also copies each seed's ``results.json``,
+``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
+``benchmarks/results/cpu_default/summary.json``. Finished runs are skipped, so a killed command
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft_lora.yaml"
+EVAL_RECIPE = ROOT / "recipes" / "smollm2-135m" / "eval.yaml"
+RECORD = ROOT / "benchmarks" / "results" / "cpu_recipe_selection" / "selection.json"
+DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "cpu_default"
+VALIDATION_SETS = ("fpb", "fiqa", "tfns")  # NWGI has no train split offline, so no validation rows
+TEST_SETS = ("fpb", "fiqa", "tfns", "nwgi")
+
+
+def mixture(fpb: float, fiqa: float, tfns: float) -> dict[str, Any]:
+    """The CPU mixture with validation rows left out (NWGI is skipped offline, as in the recipe)."""
+    return {"datasets": [{"name": "fpb", "weight": fpb}, {"name": "fiqa", "weight": fiqa},
+                         {"name": "tfns", "weight": tfns}, {"name": "nwgi", "weight": 1}],
+            "on_missing": "skip", "exclude_validation": True}
+
+
+# The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
+# validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 2.0e-3},
+    "lr1e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 1.0e-3},
+}
+
+
+def read_record() -> dict[str, Any]:
+    if RECORD.exists():
+        return json.loads(RECORD.read_text())
+    return {"schema_version": 1, "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
+            "base_recipe": str(BASE_RECIPE.relative_to(ROOT)), "runs": [], "test": None}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: a killed run never leaves half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def candidate_recipe(name: str, seed: int) -> dict[str, Any]:
+    recipe = yaml.safe_load(BASE_RECIPE.read_text())
+    for key, value in copy.deepcopy(CANDIDATES[name]).items():
+        recipe[key] = value
+    recipe["seed"] = seed
+    recipe["dataset_mixture"]["seed"] = seed
+    return recipe
+
+
+def run_dir(out: Path, name: str, seed: int) -> Path:
+    return out / name / f"seed{seed}"
+
+
+def scores(results_json: Path) -> dict[str, float]:
+    results = json.loads(results_json.read_text())["results"]
+    return {name: round(100 * r["metrics"]["f1_weighted"], 2) for name, r in results.items()}
+
+
+def evaluate(adapter: Path, split: str, datasets: tuple[str, ...], output_dir: Path) -> Path:
+    subprocess.run([sys.executable, str(ROOT / "recipes" / "evaluate.py"), "--config", str(EVAL_RECIPE),
+                    "--adapter", str(adapter), "--split", split, "--datasets", ",".join(datasets),
+                    "--output_dir", str(output_dir)], check=True, cwd=ROOT)
+    return output_dir / "results.json"
+
+
+def run(name: str, seeds: list[int], out: Path) -> None:
+    record = read_record()
+    for seed in seeds:
+        if any(r["candidate"] == name and r["seed"] == seed for r in record["runs"]):
+            print(f"{name} seed {seed}: already in the record, skipped")
+            continue
+        directory = run_dir(out, name, seed)
+        directory.mkdir(parents=True, exist_ok=True)
+        recipe_path = directory / "recipe.yaml"
+        recipe_path.write_text(yaml.safe_dump(candidate_recipe(name, seed), sort_keys=False))
+        started = time.monotonic()
+        if not (directory / "adapter" / "adapter_model.safetensors").exists():
+            subprocess.run([sys.executable, str(ROOT / "recipes" / "sft.py"), "--config", str(recipe_path),
+                            "--output_dir", str(directory / "adapter")], check=True, cwd=ROOT)
+        train_seconds = round(time.monotonic() - started, 1)
+        validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
+        record = read_record()
+        record["runs"].append({"candidate": name, "seed": seed, "changes": CANDIDATES[name],
+                               "train_command_seconds": train_seconds, "validation_f1_weighted": validation,
+                               "validation_mean": round(statistics.mean(validation.values()), 2),
+                               "output_dir": _shown(directory)})
+        record["candidates"] = summarise(record["runs"])
+        write_json(RECORD, record)
+        print(f"{name} seed {seed}: validation weighted F1 {validation}")
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it is inside it (the record is committed)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean validation figures per candidate over the seeds it ran with."""
+    out: dict[str, Any] = {}
+    for name in sorted({r["candidate"] for r in runs}):
+        mine = [r for r in runs if r["candidate"] == name]
+        out[name] = {"seeds": [r["seed"] for r in mine],
+                     "validation_mean_f1_weighted": {d: round(statistics.mean(r["validation_f1_weighted"][d] for r in mine), 2)
+                                                     for d in VALIDATION_SETS}}
+    return out
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.mean(values), 2), "min": min(values), "max": max(values),
+            "stdev": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0}
+
+
+def test(name: str, out: Path) -> None:
+    record = read_record()
+    if record["test"] and record["test"]["candidate"] != name:
+        raise SystemExit(f"error: the test sets were already looked at for {record['test']['candidate']!r}; "
+                         "test is evaluated once, for the chosen candidate only")
+    seeds = sorted(r["seed"] for r in record["runs"] if r["candidate"] == name)
+    if not seeds:
+        raise SystemExit(f"error: candidate {name!r} has no finished run; run it first")
+    record["test"] = {"candidate": name, "seeds": seeds, "chosen_on": "validation mean weighted F1"}
+    write_json(RECORD, record)
+    per_seed: dict[int, dict[str, float]] = {}
+    for seed in seeds:
+        directory = run_dir(out, name, seed)
+        results = evaluate(directory / "adapter", "test", TEST_SETS, directory / "test")
+        per_seed[seed] = scores(results)
+        target = DEFAULT_RESULTS / f"seed{seed}"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(results, target / "results.json")
+        for name in ("fingpt_run.json", "recipe.yaml"):
+            shutil.copyfile(directory / "adapter" / name, target / name)
+    summary = {"candidate": name, "seeds": seeds, "recipe_changes": CANDIDATES[name],
+               "test_f1_weighted": {str(s): v for s, v in per_seed.items()},
+               "test_f1_weighted_over_seeds": {d: spread([per_seed[s][d] for s in seeds]) for d in TEST_SETS},
+               "command": f"python benchmarks/select_cpu_recipe.py test --candidate {name}"}
+    write_json(DEFAULT_RESULTS / "summary.json", summary)
+    record["test"]["f1_weighted_over_seeds"] = summary["test_f1_weighted_over_seeds"]
+    write_json(RECORD, record)
+    print(json.dumps(summary["test_f1_weighted_over_seeds"], indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phase", choices=["run", "test"])
+    parser.add_argument("--candidate", required=True, choices=sorted(CANDIDATES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "cpu_recipe_selection",
+                        help="Where adapters and evaluation outputs go (not committed).")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("FINGPT_DATA_DIR", str(ROOT.parent / "shared" / "fingpt-data"))
+    if args.phase == "run":
+        run(args.candidate, args.seeds, args.out)
+    else:
+        test(args.candidate, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
