@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
             start = time.perf_counter()
             summary = run_prediction(config, echo=lambda message: None, loaded=model)
             wall = time.perf_counter() - start
-            labels = [json.loads(line)["label"] for line in Path(config.output).read_text(encoding="utf-8").splitlines()]
+            # JSON Lines ends records at "\n" only; str.splitlines would also cut at U+2028 inside a tweet.
+            lines = Path(config.output).read_text(encoding="utf-8").split("\n")
+            labels = [json.loads(line)["label"] for line in lines if line]
             labels_of[mode] = labels
             report["modes"][mode] = {
                 "rows_per_second": summary.rows_per_second, "rows_per_second_end_to_end": len(texts) / wall,

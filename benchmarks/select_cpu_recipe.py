@@ -169,8 +169,8 @@ def test(name: str, out: Path) -> None:
         target = DEFAULT_RESULTS / f"seed{seed}"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(results, target / "results.json")
-        for name in ("fingpt_run.json", "recipe.yaml"):
-            shutil.copyfile(directory / "adapter" / name, target / name)
+        for file_name in ("fingpt_run.json", "recipe.yaml"):
+            shutil.copyfile(directory / "adapter" / file_name, target / file_name)
     summary = {"candidate": name, "seeds": seeds, "recipe_changes": CANDIDATES[name],
                "test_f1_weighted": {str(s): v for s, v in per_seed.items()},
                "test_f1_weighted_over_seeds": {d: spread([per_seed[s][d] for s in seeds]) for d in TEST_SETS},

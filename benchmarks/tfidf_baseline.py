@@ -47,7 +47,7 @@ SAMPLE_WEIGHTS = ("none", "fingpt")
 # Word uni+bigrams with sublinear tf; the L2 penalty's C is chosen on validation (``--c``).
 VECTORIZER = {"ngram_range": (1, 2), "sublinear_tf": True}
 CLASSIFIER = {"max_iter": 2000}
-C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 
 
 def _now() -> str:
