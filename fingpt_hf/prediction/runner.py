@@ -200,6 +200,12 @@ def softmax(scores: Sequence[float]) -> list[float]:
     return [w / total for w in weights]
 
 
+def prompts_for(config: PredictConfig, texts: Sequence[str], tokenizer: Any) -> list[str]:
+    """The prompt of each text: the run's instruction in its prompt style (what is scored and length-checked)."""
+    return [format_prompt(config.instruction or NEWS_INSTRUCTION, text, style=config.prompt_style,
+                          tokenizer=tokenizer) for text in texts]
+
+
 def predict_texts(loaded, config: PredictConfig, texts: Sequence[str], progress: Callable | None = None
                   ) -> list[dict[str, Any]]:
     """The prediction columns for each text, in order (``config``'s prompt settings resolved), from
@@ -208,8 +214,7 @@ def predict_texts(loaded, config: PredictConfig, texts: Sequence[str], progress:
 
     if not texts:
         return []
-    prompts = [format_prompt(config.instruction or NEWS_INSTRUCTION, text, style=config.prompt_style,
-                             tokenizer=loaded.tokenizer) for text in texts]
+    prompts = prompts_for(config, texts, loaded.tokenizer)
     raw, labels, scores = predict(loaded, config, prompts, progress)
     if scores is not None:
         return [{"label": label, **{f"prob_{name}": p for name, p in zip(LABELS, softmax(row))}}
@@ -288,8 +293,7 @@ def _check_texts(config: PredictConfig, input_format: str, texts: Sequence[str],
     from fingpt_hf.families.tokenization import check_prompt_lengths, model_context
 
     unit = record_unit(input_format)
-    prompts = [format_prompt(config.instruction or NEWS_INSTRUCTION, text, style=config.prompt_style,
-                             tokenizer=tokenizer) for text in texts]
+    prompts = prompts_for(config, texts, tokenizer)
     check_prompt_lengths(prompts, tokenizer, family, model_context(model_config), str(config.input),
                          adds_special_tokens(config.prompt_style), row_names=[f"{unit} {n}" for n in numbers])
 
