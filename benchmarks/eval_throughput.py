@@ -14,12 +14,14 @@ position; the ``naive`` figure uses 2 x all parameters x tokens as a rough cross
 
     python benchmarks/eval_throughput.py --limit 128
     python benchmarks/eval_throughput.py --adapter runs/smollm2-lora --limit 128
+    python benchmarks/eval_throughput.py --limit 128 --output benchmarks/results/eval_throughput/cpu_fpb128.json
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp32"))
     parser.add_argument("--skip-fingpt", action="store_true", help="skip the (slow) FinGPT-style loop")
+    parser.add_argument("--output", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
     import torch
@@ -125,11 +128,28 @@ def main(argv: list[str] | None = None) -> None:
     for name, (preds, speed) in report.items():
         print(f"{name:<10}{speed:>9.2f}{speed / base:>15.1f}{100 * accuracy(preds):>10.2f}")
     speed = report["score"][1]
+    naive_share = 2 * params * sum(len(it.context) for it in items) / len(items) * speed / peak
     print(f"score vs our generate: {speed / report['generate'][1]:.1f}x")
     print(f"matmul peak ({str(loaded.dtype).replace('torch.', '')}, 2048^3): {peak / 1e9:.1f} GFLOPS; score mode "
           f"{flops_per_example * speed / 1e9:.1f} GFLOPS = {100 * flops_per_example * speed / peak:.0f}% of peak "
           f"({tokens / len(items):.1f} tokens/example after the {prefix}-token shared prefix; naive 2 x params x "
-          f"full prompt tokens: {100 * 2 * params * sum(len(it.context) for it in items) / len(items) * speed / peak:.0f}%)")
+          f"full prompt tokens: {100 * naive_share:.0f}%)")
+    if args.output:
+        from fingpt_hf.io import atomic_write_json
+        from fingpt_hf.provenance import package_versions
+
+        atomic_write_json(args.output, {
+            "command": "python benchmarks/eval_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "model": args.model, "adapter": args.adapter, "dataset": args.dataset, "rows": len(rows),
+            "dtype": str(loaded.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "matmul_peak_gflops": peak / 1e9, "score_gflops": flops_per_example * speed / 1e9,
+            "score_share_of_peak": flops_per_example * speed / peak, "naive_score_share_of_peak": naive_share,
+            "tokens_per_example_after_shared_prefix": tokens / len(items), "shared_prefix_tokens": prefix,
+            "modes": {name: {"examples_per_s": ex_s, "accuracy": accuracy(preds)}
+                      for name, (preds, ex_s) in report.items()},
+            "versions": package_versions(),
+        })
 
 
 if __name__ == "__main__":

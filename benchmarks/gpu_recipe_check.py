@@ -3,28 +3,38 @@ and Liger kernels, through ``recipes/sft.py`` itself (its ``main``, with a step 
 
 The GPU recipes (``recipes/llama2-13b``, ``recipes/baichuan2-7b``) set ``liger_when_available: true``
 and offer ``padding_free``. This script checks both on a real GPU without the Hub: the model
-is a randomly initialised Llama with Llama-2-13B's layer shapes (hidden 5120, MLP 13824, 40 heads)
-but only ``--layers`` of its 40 layers, sized to the tokenizer given; the rows are real FinGPT rows
-from the data mirror. Random weights cost the same arithmetic as trained ones.
+is a randomly initialised Llama with the real shapes of Llama-2-13B (``--shape llama2-13b``: 40
+layers, hidden 5120, MLP 13824, vocabulary 32,000) or of Baichuan2-7B as ``model convert`` makes it
+(``--shape baichuan2-7b``: 32 layers, hidden 4096, MLP 11008, vocabulary 125,696), all layers unless
+``--layers`` says fewer (the JSON then says ``"full_depth": false``: a proxy, not the model); the rows
+are real FinGPT rows from the data mirror, tokenized by ``--tokenizer`` (its ids must fit the
+vocabulary). Random weights cost the same arithmetic as trained ones.
 
 1. Correctness (fp32, sdpa): the loss and the LoRA gradients of a padding-free batch equal those of
    the padded batch; with Liger's kernels applied they equal those without.
-2. Throughput: the llama2-13b recipe (fp16, LoRA r8 on q/k/v, activation checkpointing, 32 rows
-   per optimizer step) with FinGPT's 4 rows x 8 accumulation steps (``@4x8``) or the recipe's one
-   micro-batch of 32, padded or padding-free batches, with and without Liger, side by side;
-   tokens/s (real tokens, not padding), the speed-ups over the first, and the share of an fp16
-   matmul peak timed in the same run. Useful work per token: 4 x (linear weights, LM head
-   included): the forward pass and the backward pass to the activations; a frozen base needs no
-   weight gradients, and recomputation by activation checkpointing is not counted.
+2. Throughput: the shape's recipe (fp16, LoRA r8 on q/k/v, activation checkpointing) through
+   ``recipes/sft.py``, with its own batch or another (``@BATCHxACCUM``; FinGPT's 4 rows x 8
+   accumulation steps is ``@4x8``), padded or padding-free batches, with and without Liger, and the
+   baseline ``trl``: plain ``trl.SFTTrainer`` with the seed's settings (FinGPT's batch, fp16,
+   gradient checkpointing, LoRA r8/alpha 32/dropout 0.1 on q/k/v, TRL's own prompt-completion
+   loss), side by side in one script run, **each configuration in its own process** (nothing one
+   leaves behind, such as Liger's patches or the allocator's cache, reaches the next); tokens/s
+   (real tokens, not padding), speed-ups over the first, and the share of an fp16 matmul peak
+   timed in the same run. FLOPs are counted for what ran: 4 x (decoder linear weights) per real
+   token (the forward pass and the backward pass to the activations: a frozen base needs no weight
+   gradients; recomputation by activation checkpointing and attention scores are not counted), and
+   4 x (vocabulary x hidden) per position the LM head ran on: the answer positions (counted batch by
+   batch), since both our answer-only head and TRL's fused head on CUDA score only those.
 3. The user's command: ``accelerate launch --num_processes 1 recipes/sft.py --config
    recipes/llama2-13b/sft_lora.yaml`` (a sample of the mixture, ``--launch-steps`` steps, a
    checkpoint halfway, no warm-up, lr 1e-3), then ``PeftModel.from_pretrained`` on the output directory: the adapter
    loads and lowers the loss of held-out rows against the bare model.
 
-Liger patches the Llama module's functions for the whole process, so its configurations run last.
+    python benchmarks/gpu_recipe_check.py --shape baichuan2-7b --tokenizer DIR --data-dir DIR   # one CUDA GPU
+    python benchmarks/gpu_recipe_check.py --tokenizer DIR --device cpu --tiny                  # dry run on CPU
 
-    python benchmarks/gpu_recipe_check.py --tokenizer DIR --data-dir DIR          # one CUDA GPU, ~3 min
-    python benchmarks/gpu_recipe_check.py --tokenizer DIR --device cpu --tiny     # dry run on CPU
+(DIR for ``baichuan2-7b``: the tokenizer ``fingpt-hf model convert`` writes for Baichuan2-7B, or any
+tokenizer of at most 125,696 tokens; for ``llama2-13b``, one of at most 32,000, e.g. Llama-2's.)
 """
 
 from __future__ import annotations
@@ -47,35 +57,62 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-LLAMA2_13B_SHAPE = {"hidden_size": 5120, "intermediate_size": 13824, "num_attention_heads": 40,
-                    "num_key_value_heads": 40, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5}
-TINY_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-              "num_key_value_heads": 4, "max_position_embeddings": 512, "rms_norm_eps": 1e-5}
-RECIPE = REPO / "recipes" / "llama2-13b" / "sft_lora.yaml"
-DEFAULT_CONFIGS = "padded@4x8,padding-free@4x8,padded,padded+liger@4x8,padded+liger,padding-free+liger"
+
+@dataclass(frozen=True)
+class Shape:
+    """A model's real layer shapes (as a Llama), the recipe that trains it and the seed's batch."""
+
+    config: dict
+    recipe: Path
+    seed_batch: tuple[int, int]  # (rows per device, accumulation steps) of the seed's own training
+
+    @property
+    def layers(self) -> int:
+        return self.config["num_hidden_layers"]
+
+
+SHAPES = {
+    # Llama-2-13B's config.json; FinGPT trained it with 4 rows x 8 accumulation steps per device.
+    "llama2-13b": Shape({"hidden_size": 5120, "intermediate_size": 13824, "num_attention_heads": 40,
+                         "num_key_value_heads": 40, "num_hidden_layers": 40, "vocab_size": 32000,
+                         "max_position_embeddings": 4096, "rms_norm_eps": 1e-5},
+                        REPO / "recipes" / "llama2-13b" / "sft_lora.yaml", (4, 8)),
+    # Baichuan2-7B-Base as `fingpt-hf model convert` makes it a Llama (../shared/reference-models/SOURCES.md);
+    # the research report trained it with 4 rows per device, no accumulation.
+    "baichuan2-7b": Shape({"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32,
+                           "num_key_value_heads": 32, "num_hidden_layers": 32, "vocab_size": 125696,
+                           "max_position_embeddings": 4096, "rms_norm_eps": 1e-6},
+                          REPO / "recipes" / "baichuan2-7b" / "sft_lora.yaml", (4, 1)),
+    # A CPU dry run: the vocabulary is the tokenizer's.
+    "tiny": Shape({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 4,
+                   "num_hidden_layers": 2, "vocab_size": None, "max_position_embeddings": 512, "rms_norm_eps": 1e-5},
+                  REPO / "recipes" / "llama2-13b" / "sft_lora.yaml", (4, 8)),
+}
+DEFAULT_CONFIGS = "trl,padded@4x8,padded,padded+liger,padding-free+liger"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One throughput configuration, named ``padded|padding-free[+liger][@BATCHxACCUM]``; without
-    ``@`` it is the recipe's batch (32 rows per device, no accumulation; FinGPT's is ``@4x8``)."""
+    """One throughput configuration, named ``trl|padded|padding-free[+liger][@BATCHxACCUM]``; without
+    ``@`` it is the recipe's batch (``trl``: the seed's batch). ``trl`` is plain ``trl.SFTTrainer``."""
 
     name: str
     padding_free: bool
     liger: bool
     batch: int | None = None
     accum: int | None = None
+    plain_trl: bool = False
 
     @classmethod
     def parse(cls, name: str) -> "Setting":
         layout, _, shape = name.partition("@")
         base, _, extra = layout.partition("+")
-        if base not in ("padded", "padding-free") or extra not in ("", "liger"):
-            raise ValueError(f"unknown configuration {name!r} (padded|padding-free[+liger][@BATCHxACCUM])")
+        if base not in ("trl", "padded", "padding-free") or extra not in ("", "liger"):
+            raise ValueError(f"unknown configuration {name!r} (trl|padded|padding-free[+liger][@BATCHxACCUM])")
         batch = accum = None
         if shape:
             batch, accum = (int(x) for x in shape.split("x"))
-        return cls(name, base == "padding-free", extra == "liger", batch, accum)
+        return cls(name, base == "padding-free", extra == "liger", batch, accum, plain_trl=base == "trl")
 
 
 def sync(device: str) -> None:
@@ -106,14 +143,23 @@ def matmul_peak_tflops(device: str, dtype: torch.dtype, size: int, repeats: int 
     return 2 * size**3 / sorted(times)[len(times) // 2] / 1e12
 
 
-def build_model(path: Path, tokenizer_dir: str, layers: int, tiny: bool, device: str) -> Path:
-    """A random Llama of Llama-2-13B's layer shapes (or a tiny one), fp16, saved with the tokenizer."""
+def model_config(shape: Shape, tokenizer, layers: int | None, vocab_size: int | None) -> dict:
+    """The random model's config: the shape's, all layers and its real vocabulary unless told otherwise."""
+    config = {**shape.config, "num_hidden_layers": layers or shape.layers}
+    config["vocab_size"] = vocab_size or config["vocab_size"] or len(tokenizer)
+    if len(tokenizer) > config["vocab_size"]:
+        raise SystemExit(f"--tokenizer has {len(tokenizer):,} tokens, more than the vocabulary of "
+                         f"{config['vocab_size']:,}: give a tokenizer of the model (see --help), or --vocab-size "
+                         f"{len(tokenizer)} (then the LM head is not the model's and the JSON says so)")
+    return config
+
+
+def build_model(path: Path, tokenizer_dir: str, config: dict, device: str) -> Path:
+    """A random Llama of ``config``'s shapes, fp16, saved with the tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), num_hidden_layers=layers,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         **(TINY_SHAPE if tiny else LLAMA2_13B_SHAPE))
+    config = LlamaConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **config)
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(config).to(torch.float16)
@@ -195,11 +241,17 @@ def correctness(model_path: Path, data_dir: str | None, device: str, liger_ok: b
     return results
 
 
-def recipe_file(tmp: Path, model_path: Path, args, setting: Setting, out: Path) -> Path:
-    """The llama2-13b recipe with the random model, a sample of the mixture, and no checkpoints."""
+def load_recipe(args) -> dict:
     import yaml
 
-    recipe = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
+    return yaml.safe_load(SHAPES[args.shape].recipe.read_text(encoding="utf-8"))
+
+
+def recipe_file(tmp: Path, model_path: Path, args, setting: Setting, out: Path) -> Path:
+    """The shape's recipe with the random model, a sample of the mixture, and no checkpoints."""
+    import yaml
+
+    recipe = load_recipe(args)
     recipe["dataset_mixture"]["max_samples"] = args.rows
     recipe.update({"model_name_or_path": str(model_path), "max_steps": args.warmup + args.steps,
                    "padding_free": setting.padding_free, "liger_when_available": setting.liger, "logging_steps": 1,
@@ -214,9 +266,68 @@ def recipe_file(tmp: Path, model_path: Path, args, setting: Setting, out: Path) 
     return path
 
 
-def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
+class BatchCounter:
+    """A TrainerCallback that counts, batch by batch, the real tokens and the answer positions (where
+    the next token carries loss) of what the trainer's collator builds: the FLOP count's inputs."""
+
+    def __init__(self, accumulation: int):
+        from transformers import TrainerCallback
+
+        self.accumulation = accumulation
+        self.batches: list[tuple[int, int]] = []
+        counter = self
+
+        class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+                # accelerate's DataLoaderShard wraps the DataLoader that iterates (base_dataloader)
+                loader = getattr(train_dataloader, "base_dataloader", train_dataloader)
+                inner = loader.collate_fn
+
+                def counting(features):
+                    batch = inner(features)
+                    mask = batch.get("attention_mask")
+                    real = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+                    counter.batches.append((real, int((batch["labels"][:, 1:] != -100).sum())))
+                    return batch
+
+                loader.collate_fn = counting
+
+        self.callback = _Callback()
+
+    def steps(self, first: int, last: int) -> tuple[int, int]:
+        """(real tokens, answer positions) of optimizer steps ``first+1 .. last`` (1-based)."""
+        timed = self.batches[first * self.accumulation: last * self.accumulation]
+        return sum(b[0] for b in timed), sum(b[1] for b in timed)
+
+
+def useful_tflops(model_path: Path, tokens: int, answers: int, seconds: float) -> float:
+    """TFLOP/s of what ran and was needed: the decoder's linear layers forward and backward to the
+    activations on every real token, the LM head on the answer positions (see the module docstring)."""
     from transformers import AutoConfig
 
+    cfg = AutoConfig.from_pretrained(model_path)
+    h, i, v, n = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
+    kv = h * cfg.num_key_value_heads // cfg.num_attention_heads
+    body = n * (2 * h * h + 2 * h * kv + 3 * h * i)
+    return 4 * (body * tokens + v * h * answers) / seconds / 1e12
+
+
+def timed_result(setting: Setting, model_path: Path, args, timer, counter: BatchCounter, history: list[dict],
+                 liger: bool, adapter: bool) -> dict:
+    seconds = timer.ends[-1][0] - timer.ends[args.warmup][0]
+    tokens, answers = counter.steps(args.warmup, args.warmup + args.steps)
+    result = {"name": setting.name, "trainer": "trl.SFTTrainer" if setting.plain_trl else "recipes/sft.py",
+              "padding_free": setting.padding_free, "liger": liger,
+              "s_per_step": seconds / args.steps, "tokens_per_s": tokens / seconds,
+              "answer_positions_per_s": answers / seconds, "tflops": useful_tflops(model_path, tokens, answers, seconds),
+              "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"], "adapter": adapter}
+    if args.device == "cuda":
+        result["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
+    """One configuration through ``recipes/sft.py`` itself (its ``main``), timed step by step."""
     import importlib.util
 
     from fingpt_hf.training.run_info import read_run_info
@@ -227,29 +338,67 @@ def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
     spec.loader.exec_module(script)
 
     out = tmp / f"run-{setting.name.replace('@', '-').replace('+', '-')}"
-    argv = ["--config", str(recipe_file(tmp, model_path, args, setting, out))]
+    recipe = recipe_file(tmp, model_path, args, setting, out)
+    argv = ["--config", str(recipe)]
     if args.data_dir:
         argv += ["--data_dir", args.data_dir]
     timer = StepTimer(cuda=args.device == "cuda")
+    import yaml
+
+    counter = BatchCounter(yaml.safe_load(recipe.read_text(encoding="utf-8"))["gradient_accumulation_steps"])
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    if script.main(argv, callbacks=[timer]) != 0:
+    if script.main(argv, callbacks=[timer, counter.callback]) != 0:
         raise SystemExit(f"{setting.name}: recipes/sft.py failed")
     info = read_run_info(out)
     history = [e for e in info["log_history"] if "loss" in e]
-    tokens = [e["num_tokens"] for e in history]  # TRL: cumulative real (non-pad) tokens
-    seconds = timer.ends[-1][0] - timer.ends[args.warmup][0]
-    timed_tokens = tokens[-1] - tokens[args.warmup - 1]
-    cfg = AutoConfig.from_pretrained(model_path)
-    h, i, v, n = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
-    linear = n * (4 * h * h + 3 * h * i) + v * h
-    result = {"name": setting.name, "padding_free": setting.padding_free, "liger": bool(info.get("liger_kernel")),
-              "s_per_step": seconds / args.steps, "tokens_per_s": timed_tokens / seconds,
-              "tflops": 4 * linear * timed_tokens / seconds / 1e12,
-              "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"],
-              "adapter": (out / "adapter_model.safetensors").is_file()}
-    if args.device == "cuda":
-        result["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    result = timed_result(setting, model_path, args, timer, counter, history, bool(info.get("liger_kernel")),
+                          (out / "adapter_model.safetensors").is_file())
+    free_memory(args.device)
+    return result
+
+
+def plain_trl(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
+    """The baseline: plain ``trl.SFTTrainer`` with the seed's settings on the recipe's mixture rows
+    (FinGPT prompt, TRL's prompt-completion loss), fp16 LoRA r8/alpha 32/dropout 0.1 on q/k/v,
+    gradient checkpointing, the seed's batch unless ``@BATCHxACCUM`` gives another."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from fingpt_hf.data.mixture import MixtureConfig, build_mixture
+    from fingpt_hf.data.prompts import format_prompt
+    from step_timer import StepTimer
+
+    recipe = load_recipe(args)
+    mixture = MixtureConfig.from_dict({**recipe["dataset_mixture"], "max_samples": args.rows})
+    rows, _ = build_mixture(mixture, args.data_dir)
+    dataset = Dataset.from_dict({"prompt": [format_prompt(r) for r in rows], "completion": list(rows["output"])})
+    batch, accum = (setting.batch, setting.accum) if setting.batch else SHAPES[args.shape].seed_batch
+    cuda = args.device == "cuda"
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float16 if cuda else torch.float32)
+    config = SFTConfig(output_dir=str(tmp / f"run-{setting.name.replace('@', '-').replace('+', '-')}"),
+                       per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
+                       max_steps=args.warmup + args.steps, learning_rate=recipe["learning_rate"],
+                       weight_decay=recipe.get("weight_decay", 0.0), fp16=cuda, bf16=False, use_cpu=not cuda,
+                       gradient_checkpointing=True, max_length=recipe.get("max_length", 512),
+                       use_liger_kernel=setting.liger, logging_steps=1, save_strategy="no", report_to="none",
+                       disable_tqdm=True, seed=42)
+    lora = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, target_modules=["q_proj", "k_proj", "v_proj"],
+                      task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora)
+    timer, counter = StepTimer(cuda=cuda), BatchCounter(accum)
+    trainer.add_callback(timer)
+    trainer.add_callback(counter.callback)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    history = [e for e in trainer.state.log_history if "loss" in e]
+    result = timed_result(setting, model_path, args, timer, counter, history, setting.liger, True)
     free_memory(args.device)
     return result
 
@@ -266,7 +415,7 @@ def launch_end_to_end(model_path: Path, tmp: Path, args) -> dict:
     mixture = {"datasets": [{"name": "fpb", "weight": 6}, {"name": "fiqa", "weight": 21}, {"name": "tfns", "weight": 2}],
                "seed": 42, "max_samples": args.rows}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", str(REPO / "recipes" / "sft.py"),
-           "--config", str(RECIPE), "--model_name_or_path", str(model_path), "--dataset_mixture", json.dumps(mixture),
+           "--config", str(SHAPES[args.shape].recipe), "--model_name_or_path", str(model_path), "--dataset_mixture", json.dumps(mixture),
            "--max_steps", str(args.launch_steps), "--save_steps", "0.5", "--logging_steps", "5",
            # the recipe warms up over 500 steps; a short run needs a usable learning rate at once
            "--warmup_steps", "0", "--learning_rate", "1e-3",
@@ -299,15 +448,62 @@ def launch_end_to_end(model_path: Path, tmp: Path, args) -> dict:
             "checkpoints": checkpoints, "files": sorted(p.name for p in out.iterdir() if p.is_file())}
 
 
+def configuration(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
+    return (plain_trl if setting.plain_trl else throughput)(setting, model_path, tmp, args)
+
+
+def in_child_process(setting: Setting, model_path: Path, tmp: Path, args, argv: list[str] | None) -> dict:
+    """Run one configuration in a fresh Python process (this script with ``--worker``) and read its JSON."""
+    import subprocess
+
+    part = tmp / f"part-{len(list(tmp.glob('part-*')))}.json"
+    passed = sys.argv[1:] if argv is None else argv
+    cmd = [sys.executable, str(Path(__file__).resolve()), *passed, "--worker", setting.name,
+           "--model-dir", str(model_path), "--json", str(part)]
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0 or not part.is_file():
+        raise SystemExit(f"{setting.name}: its process failed (exit {proc.returncode})")
+    return json.loads(part.read_text(encoding="utf-8"))
+
+
+def run_worker(args) -> int:
+    """The child side of ``in_child_process``: one configuration, its result to ``--json``."""
+    setting = Setting.parse(args.worker)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        result = configuration(setting, Path(args.model_dir), Path(tmp_name), args)
+    Path(args.json).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+def liger_loss_changes(results: list[dict]) -> dict[str, float]:
+    """First-step loss with Liger minus without, per pair of otherwise equal configurations: at fp16,
+    kernels that really ran change the rounding, so a difference of exactly 0 says they did not."""
+    by_name = {r["name"]: r for r in results}
+    changes = {}
+    for name, res in by_name.items():
+        plain = by_name.get(name.replace("+liger", ""))
+        if res["liger"] and plain is not None and plain is not res:
+            changes[name] = res["first_loss"] - plain["first_loss"]
+    return changes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", required=True, help="a tokenizer directory (e.g. the prepared SmolLM2's)")
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    parser.add_argument("--layers", type=int, default=4, help="decoder layers of Llama-2-13B's shape (of its 40)")
+    parser.add_argument("--shape", default="llama2-13b", choices=[n for n in SHAPES if n != "tiny"],
+                        help="the real model whose shapes (all layers, vocabulary) the random model has")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="fewer decoder layers than the shape's (a proxy: the JSON says full_depth false)")
+    parser.add_argument("--vocab-size", type=int, default=None, help="another vocabulary size (a proxy too)")
     parser.add_argument("--tiny", action="store_true", help="tiny layer shapes (a CPU dry run)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
-                        help="comma-separated padded|padding-free[+liger][@BATCHxACCUM]; Liger's run last")
+                        help="comma-separated trl|padded|padding-free[+liger][@BATCHxACCUM]")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every configuration in this process (default: each in its own process)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one configuration, in a child process
+    parser.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)  # the worker's model
     parser.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps")
     parser.add_argument("--rows", type=int, default=2000, help="mixture rows each configuration loads")
@@ -320,7 +516,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first timed step starts where a warm-up step ends)")
-    settings.sort(key=lambda s: s.liger)  # Liger patches the Llama module for the whole process
+    if args.in_process:
+        settings.sort(key=lambda s: s.liger)  # Liger patches the Llama module for the whole process
+    args.shape = "tiny" if args.tiny else args.shape
+    if args.worker:
+        return run_worker(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -343,9 +543,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         start = time.perf_counter()
-        model_path = build_model(tmp / "model", args.tokenizer, args.layers, args.tiny, args.device)
-        print(f"model: random Llama, {'tiny' if args.tiny else 'Llama-2-13B'} shapes, {args.layers} layers "
-              f"({time.perf_counter() - start:.0f} s to build and save)", flush=True)
+        from transformers import AutoTokenizer
+
+        shape = SHAPES[args.shape]
+        config = model_config(shape, AutoTokenizer.from_pretrained(args.tokenizer), args.layers, args.vocab_size)
+        model_path = build_model(tmp / "model", args.tokenizer, config, args.device)
+        report["model"] = {"shape": args.shape, "layers": config["num_hidden_layers"],
+                           "vocab_size": config["vocab_size"],
+                           "full_depth": args.shape != "tiny" and config["num_hidden_layers"] == shape.layers
+                           and config["vocab_size"] == shape.config["vocab_size"],
+                           "each_configuration_in_its_own_process": not args.in_process}
+        print(f"model: random Llama, {args.shape} shapes, {config['num_hidden_layers']} layers, vocabulary "
+              f"{config['vocab_size']:,} ({time.perf_counter() - start:.0f} s to build and save)", flush=True)
 
         report["correctness"] = correctness(model_path, args.data_dir, args.device, liger_ok)
         for r in report["correctness"]:
@@ -357,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             if setting.liger and not liger_ok:
                 print(f"{setting.name}: skipped (Liger needs CUDA and liger-kernel)", flush=True)
                 continue
-            res = throughput(setting, model_path, tmp, args)
+            res = (configuration(setting, model_path, tmp, args) if args.in_process
+                   else in_child_process(setting, model_path, tmp, args, argv))
             report["throughput"].append(res)
             mem = f", peak {res['peak_mem_gib']:.1f} GiB" if "peak_mem_gib" in res else ""
             print(f"{setting.name:24s} {res['s_per_step'] * 1000:7.1f} ms/step {res['tokens_per_s']:9.0f} tok/s "
@@ -370,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
     base, *others = report["throughput"] or [None]
     for res in others:
         print(f"speed-up {res['name']} vs {base['name']}: {res['tokens_per_s'] / base['tokens_per_s']:.2f}x tokens/s")
+    report["liger_first_loss_change"] = liger_loss_changes(report["throughput"])
+    for name, change in report["liger_first_loss_change"].items():
+        print(f"{name}: first loss {change:+.3g} against the same configuration without Liger"
+              + (" (identical: Liger's kernels did not change the forward pass; check they ran)" if change == 0 else ""))
     ok = all(r["loss_rel"] < 1e-4 and r["grad_rel"] < 1e-3 for r in report["correctness"])
     ok = ok and all(r["adapter"] and math.isfinite(r["last_loss"]) for r in report["throughput"])
     ok = ok and report.get("launch", {"ok": True})["ok"]

@@ -13,7 +13,11 @@ benchmark's train split, left out of the mixture): nothing here reads a test row
     python benchmarks/select_cpu_recipe.py test --candidate lr2e-3                # once: all seeds of one candidate
 
 ``test`` evaluates every trained seed of one candidate on the four test sets and refuses a
-second candidate, so the record shows that test was looked at once. The record
+second candidate, so the record shows that test was looked at once per round. Round 1 (the
+record ``selection.json``) chose the recipe the README reports; round 2 (``selection_round2.json``,
+results in ``benchmarks/results/cpu_default_round2/``) trains without any text of a test or
+validation row (``exclude_scored_texts: true``); round 1's test figures were seen before it began,
+so round 2 chooses among its own candidates on validation only. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures and training time; ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -46,11 +50,12 @@ VALIDATION_SETS = ("fpb", "fiqa", "tfns")  # NWGI has no train split offline, so
 TEST_SETS = ("fpb", "fiqa", "tfns", "nwgi")
 
 
-def mixture(fpb: float, fiqa: float, tfns: float) -> dict[str, Any]:
+def mixture(fpb: float, fiqa: float, tfns: float, exclude_scored_texts: bool = False) -> dict[str, Any]:
     """The CPU mixture with validation rows left out (NWGI is skipped offline, as in the recipe)."""
-    return {"datasets": [{"name": "fpb", "weight": fpb}, {"name": "fiqa", "weight": fiqa},
-                         {"name": "tfns", "weight": tfns}, {"name": "nwgi", "weight": 1}],
-            "on_missing": "skip", "exclude_validation": True}
+    mix = {"datasets": [{"name": "fpb", "weight": fpb}, {"name": "fiqa", "weight": fiqa},
+                        {"name": "tfns", "weight": tfns}, {"name": "nwgi", "weight": 1}],
+           "on_missing": "skip", "exclude_validation": True}
+    return {**mix, "exclude_scored_texts": True} if exclude_scored_texts else mix
 
 
 # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
@@ -58,13 +63,26 @@ def mixture(fpb: float, fiqa: float, tfns: float) -> dict[str, Any]:
 CANDIDATES: dict[str, dict[str, Any]] = {
     "lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 2.0e-3},
     "lr1e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 1.0e-3},
+    # Round 2: round 1's choice without the test and validation texts FinGPT's train splits repeat.
+    "clean-lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33, exclude_scored_texts=True), "learning_rate": 2.0e-3},
 }
+ROUND_OF = {"lr2e-3": 1, "lr1e-3": 1, "clean-lr2e-3": 2}
 
 
-def read_record() -> dict[str, Any]:
-    if RECORD.exists():
-        return json.loads(RECORD.read_text())
-    return {"schema_version": 1, "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
+def record_path(name: str) -> Path:
+    """The selection record of the candidate's round."""
+    return RECORD if ROUND_OF[name] == 1 else RECORD.with_name(f"selection_round{ROUND_OF[name]}.json")
+
+
+def results_dir(name: str) -> Path:
+    return DEFAULT_RESULTS if ROUND_OF[name] == 1 else DEFAULT_RESULTS.with_name(f"cpu_default_round{ROUND_OF[name]}")
+
+
+def read_record(name: str) -> dict[str, Any]:
+    path = record_path(name)
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"schema_version": 1, "round": ROUND_OF[name], "protocol": " ".join(__doc__.split("\n\n")[1:3]).replace("\n", " "),
             "base_recipe": str(BASE_RECIPE.relative_to(ROOT)), "runs": [], "test": None}
 
 
@@ -102,7 +120,7 @@ def evaluate(adapter: Path, split: str, datasets: tuple[str, ...], output_dir: P
 
 
 def run(name: str, seeds: list[int], out: Path) -> None:
-    record = read_record()
+    record = read_record(name)
     for seed in seeds:
         if any(r["candidate"] == name and r["seed"] == seed for r in record["runs"]):
             print(f"{name} seed {seed}: already in the record, skipped")
@@ -117,13 +135,13 @@ def run(name: str, seeds: list[int], out: Path) -> None:
                             "--output_dir", str(directory / "adapter")], check=True, cwd=ROOT)
         train_seconds = round(time.monotonic() - started, 1)
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
-        record = read_record()
+        record = read_record(name)
         record["runs"].append({"candidate": name, "seed": seed, "changes": CANDIDATES[name],
                                "train_command_seconds": train_seconds, "validation_f1_weighted": validation,
                                "validation_mean": round(statistics.mean(validation.values()), 2),
                                "output_dir": _shown(directory)})
         record["candidates"] = summarise(record["runs"])
-        write_json(RECORD, record)
+        write_json(record_path(name), record)
         print(f"{name} seed {seed}: validation weighted F1 {validation}")
 
 
@@ -152,7 +170,7 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def test(name: str, out: Path) -> None:
-    record = read_record()
+    record = read_record(name)
     if record["test"] and record["test"]["candidate"] != name:
         raise SystemExit(f"error: the test sets were already looked at for {record['test']['candidate']!r}; "
                          "test is evaluated once, for the chosen candidate only")
@@ -160,13 +178,13 @@ def test(name: str, out: Path) -> None:
     if not seeds:
         raise SystemExit(f"error: candidate {name!r} has no finished run; run it first")
     record["test"] = {"candidate": name, "seeds": seeds, "chosen_on": "validation mean weighted F1"}
-    write_json(RECORD, record)
+    write_json(record_path(name), record)
     per_seed: dict[int, dict[str, float]] = {}
     for seed in seeds:
         directory = run_dir(out, name, seed)
         results = evaluate(directory / "adapter", "test", TEST_SETS, directory / "test")
         per_seed[seed] = scores(results)
-        target = DEFAULT_RESULTS / f"seed{seed}"
+        target = results_dir(name) / f"seed{seed}"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(results, target / "results.json")
         for file_name in ("fingpt_run.json", "recipe.yaml"):
@@ -175,9 +193,9 @@ def test(name: str, out: Path) -> None:
                "test_f1_weighted": {str(s): v for s, v in per_seed.items()},
                "test_f1_weighted_over_seeds": {d: spread([per_seed[s][d] for s in seeds]) for d in TEST_SETS},
                "command": f"python benchmarks/select_cpu_recipe.py test --candidate {name}"}
-    write_json(DEFAULT_RESULTS / "summary.json", summary)
+    write_json(results_dir(name) / "summary.json", summary)
     record["test"]["f1_weighted_over_seeds"] = summary["test_f1_weighted_over_seeds"]
-    write_json(RECORD, record)
+    write_json(record_path(name), record)
     print(json.dumps(summary["test_f1_weighted_over_seeds"], indent=2))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fingpt_hf.data import sources
-from fingpt_hf.data.benchmarks import fingpt_split, load_benchmark
+from fingpt_hf.data.benchmarks import load_benchmark
 from fingpt_hf.data.errors import MissingSplitError
 from fingpt_hf.data.labels import LABELS, NWGI_LABELS
 from fingpt_hf.data.prompts import NEWS_INSTRUCTION, TWEET_INSTRUCTION

@@ -72,7 +72,7 @@ def test_vllm_agreement_sentence_is_its_json():
     assert f"server start {data['server_startup_s']:.0f} s" in README
 
 
-@pytest.mark.parametrize("name", ["cpu_200_rows"])
+@pytest.mark.parametrize("name", ["cpu_200_rows", "cpu_10000_rows"])
 def test_predict_throughput_rows_are_their_json(name):
     path = RESULTS / "predict_throughput" / f"{name}.json"
     data = json.loads(path.read_text())
@@ -123,3 +123,67 @@ def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
     recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
     assert recipe["learning_rate"] == changes["learning_rate"]
     assert recipe["dataset_mixture"] == {**changes["dataset_mixture"], "seed": 42} and recipe["seed"] == 42
+
+
+def test_train_throughput_table_is_its_json():
+    """Every row's s/step, samples/s, both ratios and share of the peak timed in the same run."""
+    data = json.loads((RESULTS / "train_throughput" / "cpu_batch16_top20.json").read_text())
+    peak = data["bf16_peak_gflops"]["before"]
+    speedups = data["speedups_samples_per_s"]
+    rows = table_rows("train-throughput")
+    assert len(rows) == len(data["results"])
+    for res in data["results"]:
+        [row] = [r for r in rows if r[0].startswith(f"`{res['name']}`")]
+        assert number(row[1]) == round(res["s_per_step"], 2) and number(row[2]) == round(res["samples_per_s"], 2)
+        for column, baseline in ((3, "trl-default"), (4, "trl-tuned")):
+            ratio = 1.0 if res["name"] == baseline else speedups[f"{res['name']} vs {baseline}"]
+            assert row[column] == f"{ratio:.2f}x", (res["name"], baseline)
+        assert row[5] == f"{res['gflops'] / peak:.0%}"
+    text = " ".join(README.split())
+    assert (f"bf16 peak there was {peak:.0f} GFLOP/s before the configurations and "
+            f"{data['bf16_peak_gflops']['after']:.0f} after") in text
+    shared = next(r for r in data["results"] if r["name"] == "fast-shared")
+    assert f"({speedups['fast-shared vs trl-tuned']:.2f}x, {shared['gflops'] / peak:.0%})" in text
+    assert data["command"].startswith("python benchmarks/train_throughput.py ")
+
+
+@pytest.mark.parametrize("run", [3, 4])
+def test_gpu_proxy_rows_are_their_json(run):
+    """The 4-layer proxy's rows: each is its run's JSON, the ratio against that run's padded@4x8."""
+    data = json.loads((RESULTS / "gpu_recipe_check" / f"h200_run{run}.json").read_text())
+    by_name = {r["name"]: r for r in data["throughput"]}
+    base = by_name["padded@4x8"]["tokens_per_s"]
+    rows = [r for r in table_rows("gpu-proxy-throughput") if r[1] == str(run)]
+    assert len(rows) == len(by_name)
+    for row in rows:
+        [name] = re.findall(r"\(`([^`]+)`\)", row[0])
+        res = by_name[name]
+        assert number(row[2]) == round(res["s_per_step"] * 1000, 1)
+        assert number(row[3]) == round(res["tokens_per_s"])
+        assert row[4] == f"{res['tokens_per_s'] / base:.2f}x"
+    # The proxy is called one wherever its figures are given.
+    assert "4-layer proxy" in README and "No full-depth run exists yet" in README
+
+
+@pytest.mark.parametrize("name", ["cpu_fpb128_untuned", "cpu_fpb1212_adapter"])
+def test_eval_throughput_rows_are_their_json(name):
+    data = json.loads((RESULTS / "eval_throughput" / f"{name}.json").read_text())
+    modes = data["modes"]
+    [row] = [r for r in table_rows("eval-throughput") if r[1] == f"{data['rows']:,}"
+             and ("adapter" in r[0]) == bool(data["adapter"])]
+    for column, mode in ((2, "fingpt"), (3, "generate"), (4, "score")):
+        assert row[column] == f"{modes[mode]['examples_per_s']:.1f} ex/s (acc. {100 * modes[mode]['accuracy']:.2f})"
+    assert row[5] == f"{modes['score']['examples_per_s'] / modes['fingpt']['examples_per_s']:.1f}x"
+    assert row[6] == f"{modes['score']['examples_per_s'] / modes['generate']['examples_per_s']:.1f}x"
+    assert row[7] == f"{data['score_share_of_peak']:.0%}"
+    assert f"`benchmarks/results/eval_throughput/{name}.json`" in README
+
+
+def test_fresh_machine_reproduction_equals_the_committed_seed_42():
+    reproduction = json.loads((RESULTS / "cpu_default" / "reproduction" / "seed42_fresh_machine.json").read_text())
+    committed = json.loads((RESULTS / "cpu_default" / "seed42" / "results.json").read_text())["results"]
+    run = json.loads((RESULTS / "cpu_default" / "seed42" / "fingpt_run.json").read_text())
+    assert reproduction["mixture_content_hash"] == run["mixture"]["content_hash"]
+    for name in BENCHMARKS:
+        assert reproduction["results"]["results"][name]["metrics"] == committed[name]["metrics"], name
+    assert f"{reproduction['train_runtime']:,.0f} s of training" in " ".join(README.split())

@@ -132,3 +132,27 @@ def test_validation_f1_during_training_chooses_the_saved_checkpoint(tiny_model, 
     result = json.loads((tmp_path / "eval" / "fpb" / "result.json").read_text())
     assert result["num_rows"] == fpb_validation and result["split"] == "validation"
     assert result["metrics"]["f1_weighted"] == pytest.approx(best["eval_fpb_f1_weighted"], abs=1e-9)
+
+
+def test_exclude_scored_texts_leaves_no_test_or_validation_text_in_the_mixture(data_dir):
+    """FinGPT's splits repeat sentences: with ``exclude_scored_texts`` no text of a test or validation
+    row reaches training, checked here by exact text and by `data stats`' leakage count."""
+    from fingpt_hf.data.leakage import benchmark_leakage
+
+    weights = {"datasets": [{"name": "fpb", "weight": 1}, {"name": "fiqa", "weight": 2},
+                            {"name": "tfns", "weight": 1}, {"name": "nwgi", "weight": 1}]}
+    plain, plain_report = build_mixture(MixtureConfig.from_dict(weights), data_dir)
+    clean, report = build_mixture(MixtureConfig.from_dict({**weights, "exclude_scored_texts": True}), data_dir)
+    scored = set()
+    for name in ("fpb", "fiqa", "tfns"):
+        scored |= set(load_benchmark(name, "test", data_dir)["input"]) | set(load_benchmark(name, "validation", data_dir)["input"])
+    scored |= set(load_benchmark("nwgi", "test", data_dir)["input"])
+    assert any(text in scored for text in plain["input"])  # the plain mixture has some (FiQA-SA: FinGPT's split)
+    assert not any(text in scored for text in clean["input"])
+    leakage = benchmark_leakage(data_dir, train_sets={"mixture": clean["input"]})
+    assert all(test.leaked_rows == 0 for test in leakage.tests)
+    dropped = {s.name: s.scored_texts_left_out for s in report.sources}
+    before = {s.name: s.rows_in for s in plain_report.sources}
+    assert dropped["fiqa"] >= 12 + 30 and dropped["fpb"] >= 1  # FiQA: 12 validation + most of 36 test texts
+    assert all(s.rows_in == before[s.name] - dropped[s.name] for s in report.sources)
+    assert any("rows left out: a test or validation text" in line for line in report.summary_lines())

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--exclude-validation", action="store_true",
                        help="leave each benchmark's validation rows (a seeded 10%% of train) out; default: "
                             "FinGPT's whole train splits")
+    build.add_argument("--exclude-scored-texts", action="store_true",
+                       help="also leave out train rows whose text is that of a test row (or, with "
+                            "--exclude-validation, a validation row); default: kept, as FinGPT did")
     build.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     build.set_defaults(func=run_build)
 
@@ -64,7 +67,7 @@ def _mixture_config(args: argparse.Namespace):
 
     base = MixtureConfig.fingpt_default()
     kwargs = {"seed": args.seed, "on_missing": args.on_missing, "max_samples": args.max_samples,
-              "exclude_validation": args.exclude_validation}
+              "exclude_validation": args.exclude_validation, "exclude_scored_texts": args.exclude_scored_texts}
     if args.weights:
         return MixtureConfig.from_weights(parse_weights(args.weights), **kwargs)
     return MixtureConfig(base.sources, **kwargs)

@@ -35,6 +35,9 @@ class ValidationF1Callback(TrainerCallback):
         self.by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows.to_list() if hasattr(rows, "to_list") else rows:
             self.by_dataset[row["dataset"]].append(row)
+        # The prompts are the same at every evaluation: built once.
+        self.prompts = {name: [format_prompt(row, style=prompt_style, tokenizer=tokenizer) for row in group]
+                        for name, group in self.by_dataset.items()}
 
     def scores(self, model: Any) -> dict[str, float]:
         import torch
@@ -52,8 +55,7 @@ class ValidationF1Callback(TrainerCallback):
             # bf16 CPU weights) needs, exactly as the eval loss is computed.
             with torch.no_grad(), self.trainer.compute_loss_context_manager():
                 for name, rows in sorted(self.by_dataset.items()):
-                    prompts = [format_prompt(row, style=self.prompt_style, tokenizer=self.tokenizer) for row in rows]
-                    scores = score_labels(model, self.tokenizer, prompts, LABELS, batch_size=self.batch_size,
+                    scores = score_labels(model, self.tokenizer, self.prompts[name], LABELS, batch_size=self.batch_size,
                                           add_special_tokens=adds_special_tokens(self.prompt_style),
                                           family=family, max_length=self.max_length)
                     metrics = compute_sentiment_metrics(pick_labels(scores, LABELS), [r["output"] for r in rows],

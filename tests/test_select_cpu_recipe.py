@@ -1,0 +1,39 @@
+"""benchmarks/select_cpu_recipe.py: each round keeps its own record, and every candidate is a recipe
+the training code accepts as it is."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import select_cpu_recipe
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return select_cpu_recipe
+
+
+def test_rounds_keep_separate_records_and_results():
+    script = _script()
+    results = REPO / "benchmarks" / "results"
+    assert script.record_path("lr2e-3") == results / "cpu_recipe_selection" / "selection.json"
+    assert script.results_dir("lr2e-3") == results / "cpu_default"
+    assert script.record_path("clean-lr2e-3") == results / "cpu_recipe_selection" / "selection_round2.json"
+    assert script.results_dir("clean-lr2e-3") == results / "cpu_default_round2"
+    assert set(script.ROUND_OF) == set(script.CANDIDATES)
+
+
+def test_candidates_are_valid_mixtures_and_round_two_leaves_out_scored_texts():
+    from fingpt_hf.data.mixture import MixtureConfig
+
+    script = _script()
+    for name in script.CANDIDATES:
+        recipe = script.candidate_recipe(name, 43)
+        config = MixtureConfig.from_dict(recipe["dataset_mixture"])
+        assert config.seed == recipe["seed"] == 43 and config.exclude_validation
+        assert config.exclude_scored_texts is (script.ROUND_OF[name] == 2), name
