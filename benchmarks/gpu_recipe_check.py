@@ -343,9 +343,7 @@ def throughput(setting: Setting, model_path: Path, tmp: Path, args) -> dict:
     if args.data_dir:
         argv += ["--data_dir", args.data_dir]
     timer = StepTimer(cuda=args.device == "cuda")
-    import yaml
-
-    counter = BatchCounter(yaml.safe_load(recipe.read_text(encoding="utf-8"))["gradient_accumulation_steps"])
+    counter = BatchCounter(setting.accum or load_recipe(args)["gradient_accumulation_steps"])
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if script.main(argv, callbacks=[timer, counter.callback]) != 0:
