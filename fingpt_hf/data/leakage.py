@@ -96,6 +96,26 @@ def check_leakage(
     )
 
 
+def split_texts(
+    name: str, split: str, data_dir: str | os.PathLike | None = None, missing: dict[str, str] | None = None
+) -> list[str] | None:
+    """A benchmark split's input texts; ``None`` (noted in ``missing``) when the mirror lacks the split."""
+    try:
+        return load_benchmark(name, split, data_dir)["input"]
+    except MissingSplitError as err:
+        if missing is not None:
+            missing[f"{name} {split}"] = str(err).split(";")[0]
+        return None
+
+
+def scored_texts(data_dir: str | os.PathLike | None = None, validation: bool = True) -> set[str]:
+    """The normalised texts of every benchmark's test rows (and validation rows): what is scored.
+    Splits the mirror lacks (NWGI train, hence its validation) add nothing."""
+    splits = ("test", "validation") if validation else ("test",)
+    return {normalize_text(text) for name in BENCHMARK_NAMES for split in splits
+            for text in split_texts(name, split, data_dir) or ()}
+
+
 def benchmark_leakage(
     data_dir: str | os.PathLike | None = None,
     train_names: Iterable[str] = BENCHMARK_NAMES,
@@ -107,17 +127,9 @@ def benchmark_leakage(
     Splits the mirror lacks (NWGI train) are listed in ``missing`` rather than failing.
     """
     missing: dict[str, str] = {}
-
-    def texts(name: str, split: str) -> list[str] | None:
-        try:
-            return load_benchmark(name, split, data_dir)["input"]
-        except MissingSplitError as err:
-            missing[f"{name} {split}"] = str(err).split(";")[0]
-            return None
-
     if train_sets is None:
-        train_sets = {n: t for n in train_names if (t := texts(n, "train")) is not None}
-    tests = {n: t for n in test_names if (t := texts(n, "test")) is not None}
+        train_sets = {n: t for n in train_names if (t := split_texts(n, "train", data_dir, missing)) is not None}
+    tests = {n: t for n in test_names if (t := split_texts(n, "test", data_dir, missing)) is not None}
     report = check_leakage(train_sets, tests)
     report.missing = missing
     return report

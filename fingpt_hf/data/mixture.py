@@ -34,7 +34,7 @@ import numpy as np
 
 from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark, load_train_rows
 from fingpt_hf.data.errors import MissingSplitError
-from fingpt_hf.data.leakage import normalize_text
+from fingpt_hf.data.leakage import normalize_text, scored_texts
 from fingpt_hf.data.names import check_dataset_name
 from fingpt_hf.errors import FinGPTError
 
@@ -300,19 +300,6 @@ def validation_rows(config: MixtureConfig, data_dir: str | os.PathLike | None = 
         except MissingSplitError:
             continue
     return datasets.concatenate_datasets(parts) if parts else None
-
-
-def scored_texts(data_dir: str | os.PathLike | None = None, validation: bool = True) -> set[str]:
-    """The normalised texts of every benchmark's test rows (and validation rows): what is scored.
-    Splits the mirror lacks (NWGI train, hence its validation) add nothing."""
-    texts: set[str] = set()
-    for name in BENCHMARK_NAMES:
-        for split in ("test", "validation") if validation else ("test",):
-            try:
-                texts.update(normalize_text(t) for t in load_benchmark(name, split, data_dir)["input"])
-            except MissingSplitError:
-                continue
-    return texts
 
 
 def build_mixture(

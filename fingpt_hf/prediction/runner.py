@@ -175,20 +175,24 @@ def numbers_of(bad: Sequence[tuple[int, str]], limit: int = 100) -> str:
     return numbers + (f", ... ({len(bad) - limit} more)" if len(bad) > limit else "")
 
 
-def validate_file(config: PredictConfig, input_format: str) -> tuple[int, int, list[tuple[int, str]]]:
-    """The cheap first pass over a file: (records, good rows, bad rows); raises in error mode."""
-    records, bad = 0, []
+def validate_file(config: PredictConfig, input_format: str) -> tuple[int, list[tuple[int, str]], list[tuple[int, str]]]:
+    """The cheap first pass over a file (text column only): (records, good rows' (number, text),
+    bad rows' (number, problem)); raises in error mode. The texts feed the length check, so the
+    file is read twice in all: once here, once streaming the rows to label."""
+    records, good, bad = 0, [], []
     for number, row, problem in events(config, input_format, text_only=True):
         records += 1
         if row is None:
             bad.append((number, problem))
+        else:
+            good.append((number, row[config.text_column]))
     unit = record_unit(input_format)
     if records == 0:
         raise FinGPTError(f"{config.input}: no rows to label")
     if bad and config.on_bad_row == "error":
         raise FinGPTError(f"{config.input}: {len(bad)} bad row(s): {describe_bad(bad, unit)}. Fix them, or pass "
                           "--on-bad-row skip to leave them out")
-    return records, records - len(bad), bad
+    return records, good, bad
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -270,20 +274,16 @@ def resolved_dtype_name(config: PredictConfig, loaded) -> str:
 
 # --- the run --------------------------------------------------------------------------------------
 
-def check_lengths(config: PredictConfig, input_format: str) -> Callable[[Any, Any, Any], None]:
+def check_lengths(config: PredictConfig, input_format: str, good: Sequence[tuple[int, str]]
+                  ) -> Callable[[Any, Any, Any], None]:
     """A ``load_model(before_weights=...)`` check: without ``--max-length``, every prompt of the
-    input file must fit the model's context with its answer, named by its row (line/record)
-    otherwise, before any weights load. Standard input cannot be read twice: its chunks are
-    checked as they come (``check_chunk_lengths``)."""
+    input file (``good``: the first pass's rows) must fit the model's context with its answer,
+    named by its row (line/record) otherwise, before any weights load. Standard input cannot be
+    read twice: its chunks are checked as they come (``check_chunk_lengths``)."""
     def check(tokenizer: Any, family: Any, model_config: Any) -> None:
         if config.max_length is not None or config.input == STDIN:
             return
-        numbers, texts = [], []
-        for number, row, _ in events(config, input_format, text_only=True):
-            if row is not None:
-                numbers.append(number)
-                texts.append(row[config.text_column])
-        _check_texts(config, input_format, texts, numbers, tokenizer, family, model_config)
+        _check_texts(config, input_format, [t for _, t in good], [n for n, _ in good], tokenizer, family, model_config)
     return check
 
 
@@ -326,8 +326,10 @@ def run_prediction(config: PredictConfig, echo: Callable[[str], None] = _stderr,
     from_stdin = config.input == STDIN
     schema = check_header(config, input_format)
     total_records = total_rows = None
+    good: list[tuple[int, str]] = []
     if not from_stdin:
-        total_records, total_rows, bad = validate_file(config, input_format)
+        total_records, good, bad = validate_file(config, input_format)
+        total_rows = len(good)
         if bad:
             echo(f"{len(bad)} bad row(s) will be skipped ({unit}s {numbers_of(bad)}): {describe_bad(bad, unit)}")
     source = inspect_sources(config.model, config.adapter, config.revision, config.adapter_revision,
@@ -376,7 +378,7 @@ def run_prediction(config: PredictConfig, echo: Callable[[str], None] = _stderr,
                 loaded = connect(source, config.vllm_url, config.vllm_model, config.trust_remote_code)
             elif loaded is None and rows:
                 loaded = load_model(source, config.dtype, config.device, config.trust_remote_code,
-                                    config.merge_adapter, before_weights=check_lengths(config, input_format))
+                                    config.merge_adapter, before_weights=check_lengths(config, input_format, good))
             check_chunk_lengths(config, input_format, loaded, chunk)
             if bar is None:
                 bar = tqdm(total=total_rows, initial=sum(m["rows"] for m in metas), unit="rows",
