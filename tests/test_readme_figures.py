@@ -95,32 +95,50 @@ BENCHMARKS = ("fpb", "fiqa", "tfns", "nwgi")
 METRICS = ("accuracy", "f1_macro", "f1_weighted")
 
 
-def test_default_rows_are_the_committed_seed_runs():
-    """Each seed's row is its committed results.json; the mean row is their mean (computed here)."""
-    summary = json.loads((RESULTS / "cpu_default" / "summary.json").read_text())
+# Each round's committed test runs: (results directory, row label, rows each source had before weighting).
+# Round 1 trained on the train splits less their validation rows (FPB 3,634 - 363, FiQA 938 - 94,
+# TFNS 9,543 - 954); round 2 also without the rows repeating a test or validation text (5, 50, 5).
+ROUNDS = {1: ("cpu_default", "round 1", {"fpb": 3271, "fiqa": 844, "tfns": 8589}),
+          2: ("cpu_default_round2", "default", {"fpb": 3266, "fiqa": 794, "tfns": 8584})}
+
+
+@pytest.mark.parametrize("round_number", sorted(ROUNDS))
+def test_default_rows_are_the_committed_seed_runs(round_number):
+    """Each seed's row is its committed results.json; the mean row is their mean (computed here).
+    The shipped round has a row per seed; the earlier round keeps its mean row."""
+    directory, label, rows_in = ROUNDS[round_number]
+    summary = json.loads((RESULTS / directory / "summary.json").read_text())
     rows = table_rows("cpu-default-table")
     per_seed = []
     for seed in summary["seeds"]:
-        results = json.loads((RESULTS / "cpu_default" / f"seed{seed}" / "results.json").read_text())["results"]
+        results = json.loads((RESULTS / directory / f"seed{seed}" / "results.json").read_text())["results"]
         assert all(results[name]["split"] == "test" for name in BENCHMARKS)
         values = [100 * results[name]["metrics"][metric] for name in BENCHMARKS for metric in METRICS]
         per_seed.append(values)
-        [row] = [r for r in rows if r[0] == f"default, seed {seed}"]
-        assert [number(c) for c in row[3:15]] == [round(v, 2) for v in values]
-        run = json.loads((RESULTS / "cpu_default" / f"seed{seed}" / "fingpt_run.json").read_text())
-        recipe = yaml.safe_load((RESULTS / "cpu_default" / f"seed{seed}" / "recipe.yaml").read_text())
+        if round_number == max(ROUNDS):
+            [row] = [r for r in rows if r[0] == f"{label}, seed {seed}"]
+            assert [number(c) for c in row[3:15]] == [round(v, 2) for v in values]
+        run = json.loads((RESULTS / directory / f"seed{seed}" / "fingpt_run.json").read_text())
+        recipe = yaml.safe_load((RESULTS / directory / f"seed{seed}" / "recipe.yaml").read_text())
         assert recipe["seed"] == run["mixture"]["seed"] == seed and run["status"] == "completed"
-        # Trained on the train splits less their validation rows (FPB 3,634 - 363, FiQA 938 - 94, TFNS 9,543 - 954).
-        assert {s["name"]: s["rows_in"] for s in run["mixture"]["sources"]} == {"fpb": 3271, "fiqa": 844, "tfns": 8589}
-    [row] = [r for r in rows if r[0] == f"default, mean of {len(per_seed)} seeds"]
+        assert {s["name"]: s["rows_in"] for s in run["mixture"]["sources"]} == rows_in
+        assert recipe["dataset_mixture"].get("exclude_scored_texts", False) == (round_number >= 2)
+    [row] = [r for r in rows if r[0] == f"{label}, mean of {len(per_seed)} seeds"]
+    assert row[2] == f"benchmarks/results/{directory}"
     means = [sum(column) / len(column) for column in zip(*per_seed)]
     assert [number(c) for c in row[3:15]] == pytest.approx([round(m, 2) for m in means], abs=0.005001)
     assert len(per_seed) >= 3
+    # The spread the README states is the summary's.
+    spread = summary["test_f1_weighted_over_seeds"]
+    if round_number == max(ROUNDS):
+        text = " ".join(README.split())
+        for name, shown in (("fpb", "FPB"), ("fiqa", "FiQA-SA"), ("tfns", "TFNS"), ("nwgi", "NWGI")):
+            assert f"{shown} {spread[name]['min']:.2f}-{spread[name]['max']:.2f}" in text, name
 
 
 def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
-    """The main command trains what was chosen on validation and tested: the record's candidate, seed 42."""
-    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection.json").read_text())
+    """The main command trains what was chosen on validation and tested: the last round's candidate, seed 42."""
+    record = json.loads((RESULTS / "cpu_recipe_selection" / f"selection_round{max(ROUNDS)}.json").read_text())
     chosen = record["test"]["candidate"]
     changes = next(r["changes"] for r in record["runs"] if r["candidate"] == chosen)
     recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
