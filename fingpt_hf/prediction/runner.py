@@ -178,14 +178,16 @@ def numbers_of(bad: Sequence[tuple[int, str]], limit: int = 100) -> str:
 def validate_file(config: PredictConfig, input_format: str) -> tuple[int, list[tuple[int, str]], list[tuple[int, str]]]:
     """The cheap first pass over a file (text column only): (records, good rows' (number, text),
     bad rows' (number, problem)); raises in error mode. The texts feed the length check, so the
-    file is read twice in all: once here, once streaming the rows to label."""
+    file is read twice in all: once here, once streaming the rows to label; when no length check
+    runs (``--max-length`` given) they are not kept (``None``), so a large file is not held in memory."""
+    keep_texts = config.max_length is None
     records, good, bad = 0, [], []
     for number, row, problem in events(config, input_format, text_only=True):
         records += 1
         if row is None:
             bad.append((number, problem))
         else:
-            good.append((number, row[config.text_column]))
+            good.append((number, row[config.text_column] if keep_texts else None))
     unit = record_unit(input_format)
     if records == 0:
         raise FinGPTError(f"{config.input}: no rows to label")
