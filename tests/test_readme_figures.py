@@ -133,6 +133,9 @@ def test_default_rows_are_the_committed_seed_runs(round_number):
         text = " ".join(README.split())
         for name, shown in (("fpb", "FPB"), ("fiqa", "FiQA-SA"), ("tfns", "TFNS"), ("nwgi", "NWGI")):
             assert f"{shown} {spread[name]['min']:.2f}-{spread[name]['max']:.2f}" in text, name
+        for seed in summary["seeds"]:  # the training times it states are each run's train_runtime
+            run = json.loads((RESULTS / directory / f"seed{seed}" / "fingpt_run.json").read_text())
+            assert f"seed {seed} {run['log_history'][-1]['train_runtime']:,.0f} s" in text, seed
 
 
 def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
