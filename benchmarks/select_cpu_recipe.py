@@ -17,7 +17,9 @@ second candidate, so the record shows that test was looked at once per round. Ro
 record ``selection.json``) chose the recipe the README reports; round 2 (``selection_round2.json``,
 results in ``benchmarks/results/cpu_default_round2/``) trains without any text of a test or
 validation row (``exclude_scored_texts: true``); round 1's test figures were seen before it began,
-so round 2 chooses among its own candidates on validation only. The record
+so round 2 chooses among its own candidates on validation only; round 3
+(``selection_round3.json``) began after round 2's test figures were seen, and tries batches of 32
+spent on more rows, and those runs' FPB and FiQA-SA weights in round 2's budget. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures and training time; ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -67,8 +69,17 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "clean-lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33, exclude_scored_texts=True), "learning_rate": 2.0e-3},
     # FiQA-SA is the furthest below FinGPT v3.1: more of its rows (794 x 4), fewer TFNS draws, same budget.
     "clean-fiqa4": {"dataset_mixture": mixture(0.9, 4.0, 1.19, exclude_scored_texts=True), "learning_rate": 2.0e-3},
+    # Round 3: batches of 32 (the shared prefix saves more per row: 1.16x the rows/s of 16, measured with
+    # benchmarks/train_throughput.py) spent on 16% more rows: 18,997 rows, 594 steps. Meant to take round 2's
+    # time; it took 8% longer than clean-b16-fpbfiqa on the same day (2,051 s against 1,895 s).
+    "clean-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
+                       "per_device_train_batch_size": 32},
+    # clean-b32-more's mixture weights for FPB and FiQA-SA (FPB's rows 1.05 times, FiQA-SA's 2.85 times) in
+    # round 2's row budget and batch of 16 (TFNS 1.236 times): 16,302 rows, 1,019 steps.
+    "clean-b16-fpbfiqa": {"dataset_mixture": mixture(1.05, 2.85, 1.236, exclude_scored_texts=True),
+                          "learning_rate": 2.0e-3, "per_device_train_batch_size": 16},
 }
-ROUND_OF = {"lr2e-3": 1, "lr1e-3": 1, "clean-lr2e-3": 2, "clean-fiqa4": 2}
+ROUND_OF = {"lr2e-3": 1, "lr1e-3": 1, "clean-lr2e-3": 2, "clean-fiqa4": 2, "clean-b32-more": 3, "clean-b16-fpbfiqa": 3}
 
 
 def record_path(name: str) -> Path:

@@ -19,31 +19,44 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def table_rows(marker: str) -> list[list[str]]:
-    """The body rows of the first Markdown table between ``<!-- marker -->`` and ``<!-- /marker -->``."""
+def table(marker: str) -> list[list[str]]:
+    """The header and body rows of the first Markdown table between ``<!-- marker -->`` and ``<!-- /marker -->``."""
     assert f"<!-- {marker} -->" in README, f"README has no <!-- {marker} --> block"
     block = README.split(f"<!-- {marker} -->", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
     lines = [line for line in block.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[2:]]
+    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    return cells[:1] + cells[2:]
+
+
+def table_rows(marker: str) -> list[list[str]]:
+    """The body rows of the table (see ``table``)."""
+    return table(marker)[1:]
 
 
 def number(cell: str) -> float:
     return float(cell.replace(",", "").split()[0])
 
 
-@pytest.mark.parametrize("record_name, marker", [("selection.json", "cpu-recipe-selection"),
-                                                 ("selection_round2.json", "cpu-recipe-selection-round2")])
+SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_round2.json", "cpu-recipe-selection-round2"),
+                    ("selection_round3.json", "cpu-recipe-selection-round3")]
+
+
+@pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
 def test_recipe_selection_table_is_the_record(record_name, marker):
+    """Every run of the record has its row (columns found by their header), and no row is not a run."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
-    rows = table_rows(marker)
+    header, *rows = table(marker)
+    column = {name: header.index(name) for name in header}
     assert len(rows) == len(record["runs"]) >= 1
     for run in record["runs"]:
-        [row] = [r for r in rows if r[0] == f"`{run['candidate']}`" and r[2] == str(run["seed"])]
-        assert number(row[1]) == run["changes"]["learning_rate"]
+        [row] = [r for r in rows if r[0] == f"`{run['candidate']}`" and r[column["seed"]] == str(run["seed"])]
+        assert number(row[column["learning rate"]]) == run["changes"]["learning_rate"]
+        if "batch" in column:  # rounds 1-2 all ran the recipe's batch of 16, which they did not set
+            assert number(row[column["batch"]]) == run["changes"]["per_device_train_batch_size"]
         figures = run["validation_f1_weighted"]
-        assert [number(c) for c in row[3:7]] == [figures["fpb"], figures["fiqa"], figures["tfns"],
-                                                 run["validation_mean"]]
-        assert abs(number(row[7]) - run["train_command_seconds"]) <= 0.5
+        shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
+        assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
+        assert abs(number(row[column["training command (s)"]]) - run["train_command_seconds"]) <= 0.5
     # Nothing in the record looked at a test row unless its test phase ran, for one candidate.
     assert record["test"] is None or set(record["test"]) >= {"candidate", "seeds"}
 
@@ -144,8 +157,9 @@ def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
     chosen = record["test"]["candidate"]
     changes = next(r["changes"] for r in record["runs"] if r["candidate"] == chosen)
     recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
-    assert recipe["learning_rate"] == changes["learning_rate"]
-    assert recipe["dataset_mixture"] == {**changes["dataset_mixture"], "seed": 42} and recipe["seed"] == 42
+    assert recipe["seed"] == 42
+    for key, value in changes.items():  # every setting the candidate made, as it made it
+        assert recipe[key] == ({**value, "seed": 42} if key == "dataset_mixture" else value), key
 
 
 def test_train_throughput_table_is_its_json():
@@ -168,6 +182,16 @@ def test_train_throughput_table_is_its_json():
     shared = next(r for r in data["results"] if r["name"] == "fast-shared")
     assert f"({speedups['fast-shared vs trl-tuned']:.2f}x, {shared['gflops'] / peak:.0%})" in text
     assert data["command"].startswith("python benchmarks/train_throughput.py ")
+
+
+def test_batch_size_throughput_sentence_is_its_json():
+    """Round 3's reason for batches of 32: the two fast-shared runs' samples/s, as committed."""
+    samples = {batch: json.loads((RESULTS / "train_throughput" / f"cpu_fast_shared_batch{batch}.json").read_text())
+               for batch in (16, 32)}
+    for batch, data in samples.items():
+        assert f"--batch-size {batch} " in data["command"] and [r["name"] for r in data["results"]] == ["fast-shared"]
+    shown = [f"{samples[b]['results'][0]['samples_per_s']:.2f}" for b in (32, 16)]
+    assert f"{shown[0]} against {shown[1]} samples/s for batches of 16" in " ".join(README.split())
 
 
 @pytest.mark.parametrize("run", [3, 4])
