@@ -19,7 +19,7 @@ results in ``benchmarks/results/cpu_default_round2/``) trains without any text o
 validation row (``exclude_scored_texts: true``); round 1's test figures were seen before it began,
 so round 2 chooses among its own candidates on validation only; round 3
 (``selection_round3.json``) began after round 2's test figures were seen, and tries batches of 32
-spent on more rows, and those runs' FPB and FiQA-SA weights in round 2's budget. The record
+spent on more rows, and that candidate's FPB and FiQA-SA weights in round 2's budget. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures and training time; ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in

@@ -46,7 +46,7 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
     """Every run of the record has its row (columns found by their header), and no row is not a run."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
     header, *rows = table(marker)
-    column = {name: header.index(name) for name in header}
+    column = {name: i for i, name in enumerate(header)}
     assert len(rows) == len(record["runs"]) >= 1
     for run in record["runs"]:
         [row] = [r for r in rows if r[0] == f"`{run['candidate']}`" and r[column["seed"]] == str(run["seed"])]
