@@ -60,16 +60,20 @@ def mixture(fpb: float, fiqa: float, tfns: float, exclude_scored_texts: bool = F
     return {**mix, "exclude_scored_texts": True} if exclude_scored_texts else mix
 
 
-# The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
-# validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
-CANDIDATES: dict[str, dict[str, Any]] = {
+# Each round's candidates: the settings they change in the base recipe. A round starts once the test
+# sets have been looked at for the one before, and keeps its own record and results.
+ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
+    # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
+    # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
     "lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 2.0e-3},
     "lr1e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 1.0e-3},
-    # Round 2: round 1's choice without the test and validation texts FinGPT's train splits repeat.
+}, 2: {
+    # Round 1's choice without the test and validation texts FinGPT's train splits repeat.
     "clean-lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33, exclude_scored_texts=True), "learning_rate": 2.0e-3},
     # FiQA-SA is the furthest below FinGPT v3.1: more of its rows (794 x 4), fewer TFNS draws, same budget.
     "clean-fiqa4": {"dataset_mixture": mixture(0.9, 4.0, 1.19, exclude_scored_texts=True), "learning_rate": 2.0e-3},
-    # Round 3: batches of 32 (the shared prefix saves more per row: 1.16x the rows/s of 16, measured with
+}, 3: {
+    # Batches of 32 (the shared prefix saves more per row: 1.16x the rows/s of 16, measured with
     # benchmarks/train_throughput.py) spent on 16% more rows: 18,997 rows, 594 steps. Meant to take round 2's
     # time; it took 8% longer than clean-b16-fpbfiqa on the same day (2,051 s against 1,895 s).
     "clean-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
@@ -78,24 +82,28 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # round 2's row budget and batch of 16 (TFNS 1.236 times): 16,302 rows, 1,019 steps.
     "clean-b16-fpbfiqa": {"dataset_mixture": mixture(1.05, 2.85, 1.236, exclude_scored_texts=True),
                           "learning_rate": 2.0e-3, "per_device_train_batch_size": 16},
-}
-ROUND_OF = {"lr2e-3": 1, "lr1e-3": 1, "clean-lr2e-3": 2, "clean-fiqa4": 2, "clean-b32-more": 3, "clean-b16-fpbfiqa": 3}
+}}
+CANDIDATES: dict[str, dict[str, Any]] = {name: changes for round_ in ROUNDS.values() for name, changes in round_.items()}
+
+
+def round_of(name: str) -> int:
+    return next(number for number, candidates in ROUNDS.items() if name in candidates)
 
 
 def record_path(name: str) -> Path:
     """The selection record of the candidate's round."""
-    return RECORD if ROUND_OF[name] == 1 else RECORD.with_name(f"selection_round{ROUND_OF[name]}.json")
+    return RECORD if round_of(name) == 1 else RECORD.with_name(f"selection_round{round_of(name)}.json")
 
 
 def results_dir(name: str) -> Path:
-    return DEFAULT_RESULTS if ROUND_OF[name] == 1 else DEFAULT_RESULTS.with_name(f"cpu_default_round{ROUND_OF[name]}")
+    return DEFAULT_RESULTS if round_of(name) == 1 else DEFAULT_RESULTS.with_name(f"cpu_default_round{round_of(name)}")
 
 
 def read_record(name: str) -> dict[str, Any]:
     path = record_path(name)
     if path.exists():
         return json.loads(path.read_text())
-    return {"schema_version": 1, "round": ROUND_OF[name], "protocol": " ".join(__doc__.split("\n\n")[1:3]).replace("\n", " "),
+    return {"schema_version": 1, "round": round_of(name), "protocol": " ".join(__doc__.split("\n\n")[1:3]).replace("\n", " "),
             "base_recipe": str(BASE_RECIPE.relative_to(ROOT)), "runs": [], "test": None}
 
 

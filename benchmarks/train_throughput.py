@@ -2,9 +2,12 @@
 
 Same model (the embedded SmolLM2-135M-Instruct by default), same FPB train rows with FinGPT's
 prompt, same LoRA (r=16, all linear layers, dropout as the CPU recipe: 0), batch 8. Each configuration trains a fresh LoRA for
-``--warmup`` + ``--steps`` optimizer steps; only the last ``--steps`` are timed. A bf16 matmul
-is timed in the same run to get this machine's peak, and each configuration's useful work is
-reported as a share of it:
+``--warmup`` + ``--steps`` optimizer steps; only the last ``--steps`` are timed. Every configuration
+computes in the dtype this CPU runs natively: bf16 where it has AVX512-BF16 or AMX (TRL's default
+``bf16=True``, the fast trainer's autocast), float32 elsewhere (``bf16=False`` for every
+configuration: on an AVX2-only CPU a bf16 matmul is emulated, ~500x slower than float32, so TRL's
+default would measure the emulation, not the trainer). A matmul in that dtype is timed in the same
+run to get this machine's peak, and each configuration's useful work is reported as a share of it:
 
     useful FLOPs / step = 2 x (linear params of the decoder body) x (non-pad tokens)
                         + 2 x (linear params of the adapted layers) x (non-pad tokens)
@@ -53,7 +56,7 @@ class Config:
 
 TUNED = {"activation_checkpointing": False, "train_sampling_strategy": "group_by_length"}
 CONFIGS = {c.name: c for c in (
-    Config("trl-default", False, {}, "trl.SFTTrainer, SFTConfig defaults (bf16, grad. checkpointing)"),
+    Config("trl-default", False, {}, "trl.SFTTrainer, SFTConfig defaults (bf16 where native, grad. checkpointing)"),
     Config("fast-same-args", True, {}, "FastSFTTrainer, same SFTConfig defaults"),
     Config("fast", True, TUNED, "FastSFTTrainer, no grad. checkpointing, length-grouped batches"),
     Config("fast-compiled", True, TUNED, "as 'fast', plus compiled decoder layers", compile_layers=True),
@@ -63,15 +66,15 @@ CONFIGS = {c.name: c for c in (
 )}
 
 
-def bf16_peak_gflops(size: int, repeats: int) -> tuple[float, float]:
-    """GFLOP/s of a (size x size) @ (size x size) bf16 matmul: (best wall time, median by CPU time).
+def matmul_peak_gflops(size: int, repeats: int, dtype: torch.dtype) -> tuple[float, float]:
+    """GFLOP/s of a (size x size) @ (size x size) matmul in ``dtype``: (best wall time, median by CPU time).
 
     The CPU-time figure divides the process CPU time by the thread count, i.e. what the threads
     achieve while they actually run; on a shared machine it is less noisy than wall time. Its
     median is used, since a preempted thread makes single repeats look too fast.
     """
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)
     walls, cpus = [], []
     for _ in range(repeats):
@@ -114,7 +117,7 @@ def body_linear_params(model, top_layers: int = 0) -> int:
     return sum(m.weight.numel() for m in modules if isinstance(m, torch.nn.Linear) and m is not head)
 
 
-def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
+def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -> dict:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -136,7 +139,7 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
             output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
             logging_steps=1, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
             use_cpu=True,  # TRL defaults to bf16=True, which transformers refuses on CPU without it
-            **cfg.overrides,
+            **({} if native_bf16 else {"bf16": False}), **cfg.overrides,
         )
         trainer_cls = FastSFTTrainer if cfg.fast else SFTTrainer
         extra = {"compile_layers": cfg.compile_layers, "shared_prefix": cfg.shared_prefix} if cfg.fast else {}
@@ -159,7 +162,8 @@ def run_config(cfg: Config, model_path: str, dataset, args) -> dict:
         flops -= 2 * (n_body + n_backward) * sum(b[3] for b in timed)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
-        "name": cfg.name, "note": cfg.note, "s_per_step": seconds / args.steps,
+        "name": cfg.name, "note": cfg.note, "bf16": bool(trainer.args.bf16 or getattr(trainer, "fast_bf16", False)),
+        "s_per_step": seconds / args.steps,
         "samples_per_s": args.steps * args.batch_size / seconds, "tokens_per_s": real / seconds,
         "pad_share": 1 - real / padded, "gflops": flops / seconds / 1e9,
         "cpu_s_per_step": cpu_seconds / args.steps, "gflops_cpu": flops / cpu_seconds / 1e9,
@@ -202,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from fingpt_hf.families.default_model import resolve_model_path
+    from fingpt_hf.hardware import cpu_supports_bf16
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -210,23 +215,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
     model_path = resolve_model_path(args.model)
     dataset = load_rows(200 * args.batch_size, args.data_dir)
+    native_bf16 = cpu_supports_bf16()
+    dtype = torch.bfloat16 if native_bf16 else torch.float32
+    dtype_name = str(dtype).removeprefix("torch.")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"cpu {torch.backends.cpu.get_cpu_capability()}, load {os.getloadavg()[0]:.2f}", flush=True)
-    peak, peak_cpu = bf16_peak_gflops(args.peak_size, args.peak_repeats)
-    print(f"bf16 matmul peak ({args.peak_size}^3): {peak:.1f} GFLOP/s wall, {peak_cpu:.1f} GFLOP/s by CPU time",
-          flush=True)
+          f"cpu {torch.backends.cpu.get_cpu_capability()}, native bf16 {native_bf16}: computing in {dtype_name}, "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    peak, peak_cpu = matmul_peak_gflops(args.peak_size, args.peak_repeats, dtype)
+    print(f"{dtype_name} matmul peak ({args.peak_size}^3): {peak:.1f} GFLOP/s wall, "
+          f"{peak_cpu:.1f} GFLOP/s by CPU time", flush=True)
 
     results = []
     for name in names:
-        res = run_config(CONFIGS[name], model_path, dataset, args)
+        res = run_config(CONFIGS[name], model_path, dataset, args, native_bf16)
         results.append(res)
         print(f"{name:15s} {res['s_per_step']:6.2f} s/step  {res['samples_per_s']:6.2f} samples/s  "
               f"{res['tokens_per_s']:7.1f} tok/s  pad {res['pad_share']:.0%}  {res['gflops']:6.1f} GFLOP/s "
               f"({res['gflops'] / peak:.0%} of peak) | by CPU time: {res['cpu_s_per_step']:.2f} s/step "
               f"{res['gflops_cpu']:.1f} GFLOP/s ({res['gflops_cpu'] / peak_cpu:.0%} of peak) | "
               f"loss {res['first_loss']:.3f}->{res['last_loss']:.3f}  [{res['note']}]", flush=True)
-    peak_after, peak_cpu_after = bf16_peak_gflops(args.peak_size, args.peak_repeats)
-    print(f"bf16 matmul peak again: {peak_after:.1f} GFLOP/s wall, {peak_cpu_after:.1f} by CPU time; "
+    peak_after, peak_cpu_after = matmul_peak_gflops(args.peak_size, args.peak_repeats, dtype)
+    print(f"{dtype_name} matmul peak again: {peak_after:.1f} GFLOP/s wall, {peak_cpu_after:.1f} by CPU time; "
           f"load {os.getloadavg()[0]:.2f}")
     ratios = {}
     for baseline in ("trl-default", "trl-tuned"):
@@ -244,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.output, {
             "command": "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "bf16_peak_gflops": {"before": peak, "after": peak_after, "cpu_time_before": peak_cpu,
-                                 "cpu_time_after": peak_cpu_after},
+            "compute_dtype": dtype_name,
+            ("bf16_peak_gflops" if native_bf16 else "fp32_peak_gflops"): {
+                "before": peak, "after": peak_after, "cpu_time_before": peak_cpu, "cpu_time_after": peak_cpu_after},
             "results": results, "speedups_samples_per_s": ratios, "versions": package_versions(),
         })
     return 0

@@ -142,6 +142,16 @@ def test_resolve_fast_bf16():
         resolve_fast_bf16("yes", "cpu")
 
 
+def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_warned_about(monkeypatch):
+    from fingpt_hf import hardware
+
+    monkeypatch.setattr(hardware, "cpu_supports_bf16", lambda: False)
+    assert "set `bf16: false`" in hardware.emulated_bf16_warning("cpu", True)
+    assert hardware.emulated_bf16_warning("cpu", False) is None and hardware.emulated_bf16_warning("cuda", True) is None
+    monkeypatch.setattr(hardware, "cpu_supports_bf16", lambda: True)
+    assert hardware.emulated_bf16_warning("cpu", True) is None
+
+
 def _trainer(cls, tokenizer, rows, tmp_path, seed=0, **kwargs):
     from datasets import Dataset
     from trl import SFTConfig

@@ -162,12 +162,25 @@ def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
         assert recipe[key] == ({**value, "seed": 42} if key == "dataset_mixture" else value), key
 
 
-def test_train_throughput_table_is_its_json():
+THROUGHPUT_TABLES = [("cpu_batch16_top20.json", "train-throughput", "bf16", "bfloat16"),
+                     ("cpu_avx2_fp32_batch16_top20.json", "train-throughput-avx2", "fp32", "float32")]
+
+
+def peak_of(data: dict, kind: str) -> dict:
+    """The matmul peak timed in the run, in the dtype it computed in (runs before `compute_dtype`
+    was recorded were all bf16)."""
+    assert data.get("compute_dtype", "bfloat16") == {"bf16": "bfloat16", "fp32": "float32"}[kind]
+    return data[f"{kind}_peak_gflops"]
+
+
+@pytest.mark.parametrize("json_name, marker, kind, dtype", THROUGHPUT_TABLES)
+def test_train_throughput_table_is_its_json(json_name, marker, kind, dtype):
     """Every row's s/step, samples/s, both ratios and share of the peak timed in the same run."""
-    data = json.loads((RESULTS / "train_throughput" / "cpu_batch16_top20.json").read_text())
-    peak = data["bf16_peak_gflops"]["before"]
+    data = json.loads((RESULTS / "train_throughput" / json_name).read_text())
+    peak = peak_of(data, kind)["before"]
     speedups = data["speedups_samples_per_s"]
-    rows = table_rows("train-throughput")
+    header, *rows = table(marker)
+    assert header[5] == f"share of {kind} peak"
     assert len(rows) == len(data["results"])
     for res in data["results"]:
         [row] = [r for r in rows if r[0].startswith(f"`{res['name']}`")]
@@ -177,11 +190,27 @@ def test_train_throughput_table_is_its_json():
             assert row[column] == f"{ratio:.2f}x", (res["name"], baseline)
         assert row[5] == f"{res['gflops'] / peak:.0%}"
     text = " ".join(README.split())
-    assert (f"bf16 peak there was {peak:.0f} GFLOP/s before the configurations and "
-            f"{data['bf16_peak_gflops']['after']:.0f} after") in text
-    shared = next(r for r in data["results"] if r["name"] == "fast-shared")
-    assert f"({speedups['fast-shared vs trl-tuned']:.2f}x, {shared['gflops'] / peak:.0%})" in text
+    word = "bf16" if kind == "bf16" else "float32"
+    assert (f"{word} peak there was {peak:.0f} GFLOP/s before the configurations and "
+            f"{peak_of(data, kind)['after']:.0f} after") in text
     assert data["command"].startswith("python benchmarks/train_throughput.py ")
+    assert f"`benchmarks/results/train_throughput/{json_name}`" in text
+
+
+def test_throughput_sentences_are_their_json():
+    """The ratio and share quoted for the bf16 machine, and the AVX2 machine's ratio and estimated
+    training time of the default (its step time x the shipped recipe's steps)."""
+    text = " ".join(README.split())
+    bf16 = json.loads((RESULTS / "train_throughput" / "cpu_batch16_top20.json").read_text())
+    shared = next(r for r in bf16["results"] if r["name"] == "fast-shared")
+    ratio = bf16["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
+    assert f"({ratio:.2f}x, {shared['gflops'] / bf16['bf16_peak_gflops']['before']:.0%})" in text
+    avx2 = json.loads((RESULTS / "train_throughput" / "cpu_avx2_fp32_batch16_top20.json").read_text())
+    shared = next(r for r in avx2["results"] if r["name"] == "fast-shared")
+    assert f"than with bf16 ({avx2['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x)" in text
+    steps = json.loads((RESULTS / f"{ROUNDS[max(ROUNDS)][0]}" / "seed42" / "fingpt_run.json").read_text())["global_step"]
+    assert (f"At {shared['s_per_step']:.2f} s/step the default's {steps:,} steps would take about "
+            f"{shared['s_per_step'] * steps / 60:.0f} minutes") in text
 
 
 def test_batch_size_throughput_sentence_is_its_json():

@@ -130,6 +130,9 @@ class FastSFTTrainer(SFTTrainer):
         self._bf16_saved: list[tuple[torch.nn.Module, torch.Tensor]] = []
         self.callback_handler.callbacks.insert(0, _RestoreWeightsAtTrainEnd(self))
         self.fast_bf16 = resolve_fast_bf16(fast_bf16, self.args.device)
+        if fast_bf16 == "auto" and not self.fast_bf16 and self.args.device.type == "cpu" and not self.args.bf16:
+            logger.warning("FastSFTTrainer: this CPU has no native bf16 (AVX512-BF16 or AMX), so it trains in "
+                           "float32, whose steps are slower (README, Speed).")
         self.answer_only_head = self.shared_prefix = False
         if answer_only_head:
             target = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model

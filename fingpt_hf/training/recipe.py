@@ -285,7 +285,8 @@ def _explain_value_error(err: ValueError, config_path: str | None) -> str:
     where = f"{config_path}: " if config_path else ""
     if "doesn't support bf16/gpu" in message:
         return (f"{where}the recipe asks for bf16 mixed precision on a GPU, but no CUDA device is available; "
-                "on a CPU machine set `use_cpu: true` (bf16 autocast on CPU) or `bf16: false`")
+                "on a CPU machine set `bf16: false`, or `use_cpu: true` (bf16 autocast on CPU) where the CPU has "
+                "native bf16 (AVX512-BF16 or AMX; elsewhere bf16 is emulated, hundreds of times slower)")
     return f"{where}{message}"
 
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from fingpt_hf.conversion.spec import SOURCE_KEY
 from fingpt_hf.errors import FinGPTError
+from fingpt_hf.hardware import emulated_bf16_warning
 from fingpt_hf.training.checks import (
     check_exact_length,
     check_device_requests,
@@ -314,6 +315,8 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
     fast_options = ({"compile_layers": script_args.compile_layers, "shared_prefix": script_args.shared_prefix}
                     if script_args.fast_path else {})
     plan.liger = enable_liger_when_available(training_args, script_args.liger_when_available)
+    if note := emulated_bf16_warning(training_args.device.type, training_args.bf16):
+        logger.warning(note)
     return _trainer_class(script_args.fast_path)(
         **fast_options, model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows,
         processing_class=tokenizer, data_collator=collator, peft_config=lora_config, callbacks=list(callbacks),
