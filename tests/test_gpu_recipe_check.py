@@ -9,17 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_recipe_check.py"
 
 
 def test_configuration_names_parse():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from gpu_recipe_check import Setting
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    Setting = load_benchmark_script("gpu_recipe_check").Setting
     assert Setting.parse("padding-free+liger@4x8") == Setting("padding-free+liger@4x8", True, True, 4, 8)
     assert Setting.parse("padded") == Setting("padded", False, False, None, None)
     assert Setting.parse("trl") == Setting("trl", False, False, None, None, plain_trl=True)
@@ -51,12 +48,7 @@ def test_cpu_dry_run_passes_its_checks(tmp_path, default_model_path, data_dir):
 
 
 def _script():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import gpu_recipe_check
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return gpu_recipe_check
+    return load_benchmark_script("gpu_recipe_check")
 
 
 def test_full_depth_shapes_and_the_vocabulary_check():

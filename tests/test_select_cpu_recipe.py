@@ -3,19 +3,15 @@ the training code accepts as it is."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from benchmark_scripts import load_benchmark_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import select_cpu_recipe
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return select_cpu_recipe
+    return load_benchmark_script("select_cpu_recipe")
 
 
 def test_rounds_keep_separate_records_and_results():

@@ -5,19 +5,8 @@ would make any trainer look fast)."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import train_throughput
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return train_throughput
+from benchmark_scripts import BENCHMARKS, load_benchmark_script
 
 
 def test_without_native_bf16_every_configuration_and_the_peak_are_float32(
@@ -27,8 +16,9 @@ def test_without_native_bf16_every_configuration_and_the_peak_are_float32(
 
     for module in (fingpt_hf.hardware, fingpt_hf.training.fast_trainer):
         monkeypatch.setattr(module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # run_config imports step_timer when it runs
     out = tmp_path / "tp.json"
-    assert _script().main(["--model", str(default_model_path), "--configs", "trl-default,fast",
+    assert load_benchmark_script("train_throughput").main(["--model", str(default_model_path), "--configs", "trl-default,fast",
                            "--steps", "1", "--warmup", "1", "--batch-size", "2", "--lora-top-layers", "2",
                            "--data-dir", str(data_dir), "--peak-size", "256", "--peak-repeats", "2",
                            "--output", str(out)]) == 0
