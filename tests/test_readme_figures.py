@@ -104,6 +104,19 @@ def test_predict_throughput_rows_are_their_json(name):
     assert re.search(rf"`benchmarks/results/predict_throughput/{name}\.json`", README)
 
 
+@pytest.mark.parametrize("record_name, candidate", [("selection_round2.json", "clean-lr2e-3"),
+                                                    ("selection_round3.json", "clean-b32-more")])
+def test_three_seed_validation_means_are_the_records(record_name, candidate):
+    """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
+    record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
+    runs = [r["validation_f1_weighted"] for r in record["runs"] if r["candidate"] == candidate]
+    assert len(runs) == 3
+    means = {name: sum(r[name] for r in runs) / 3 for name in ("fpb", "fiqa", "tfns")}
+    assert means == pytest.approx(record["candidates"][candidate]["validation_mean_f1_weighted"], abs=0.005001)
+    shown = f"FPB {means['fpb']:.2f}, FiQA-SA {means['fiqa']:.2f}, TFNS {means['tfns']:.2f}"
+    assert shown in " ".join(README.split()), shown
+
+
 BENCHMARKS = ("fpb", "fiqa", "tfns", "nwgi")
 METRICS = ("accuracy", "f1_macro", "f1_weighted")
 
