@@ -14,12 +14,13 @@ benchmark's train split, left out of the mixture): nothing here reads a test row
 
 ``test`` evaluates every trained seed of one candidate on the four test sets and refuses a
 second candidate, so the record shows that test was looked at once per round. Round 1 (the
-record ``selection.json``) chose the recipe the README reports; round 2 (``selection_round2.json``,
+record ``selection.json``) chose the recipe the README first reported; round 2 (``selection_round2.json``,
 results in ``benchmarks/results/cpu_default_round2/``) trains without any text of a test or
 validation row (``exclude_scored_texts: true``); round 1's test figures were seen before it began,
 so round 2 chooses among its own candidates on validation only; round 3
-(``selection_round3.json``) began after round 2's test figures were seen, and tries batches of 32
-spent on more rows, and that candidate's FPB and FiQA-SA weights in round 2's budget. The record
+(``selection_round3.json``, results in ``benchmarks/results/cpu_default_round3/``) began after round
+2's test figures were seen, and tries batches of 32 spent on more rows (chosen: the recipe the
+README reports), and that candidate's FPB and FiQA-SA weights in round 2's budget. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures and training time; ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -62,20 +63,22 @@ def mixture(fpb: float, fiqa: float, tfns: float, exclude_scored_texts: bool = F
 
 # Each round's candidates: the settings they change in the base recipe. A round starts once the test
 # sets have been looked at for the one before, and keeps its own record and results.
+# Rounds 1 and 2 ran with the base recipe's batch of 16 at the time, and name it now that the base has 32.
+B16 = {"per_device_train_batch_size": 16}
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
-    "lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 2.0e-3},
-    "lr1e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 1.0e-3},
+    "lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 2.0e-3, **B16},
+    "lr1e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33), "learning_rate": 1.0e-3, **B16},
 }, 2: {
     # Round 1's choice without the test and validation texts FinGPT's train splits repeat.
-    "clean-lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33, exclude_scored_texts=True), "learning_rate": 2.0e-3},
+    "clean-lr2e-3": {"dataset_mixture": mixture(0.9, 2.45, 1.33, exclude_scored_texts=True), "learning_rate": 2.0e-3, **B16},
     # FiQA-SA is the furthest below FinGPT v3.1: more of its rows (794 x 4), fewer TFNS draws, same budget.
-    "clean-fiqa4": {"dataset_mixture": mixture(0.9, 4.0, 1.19, exclude_scored_texts=True), "learning_rate": 2.0e-3},
+    "clean-fiqa4": {"dataset_mixture": mixture(0.9, 4.0, 1.19, exclude_scored_texts=True), "learning_rate": 2.0e-3, **B16},
 }, 3: {
     # Batches of 32 (the shared prefix saves more per row: 1.16x the rows/s of 16, measured with
     # benchmarks/train_throughput.py) spent on 16% more rows: 18,997 rows, 594 steps. Meant to take round 2's
-    # time; it took 8% longer than clean-b16-fpbfiqa on the same day (2,051 s against 1,895 s).
+    # time; it took 8% longer than clean-b16-fpbfiqa on the same day (2,051 s against 1,895 s). Round 3's choice.
     "clean-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
                        "per_device_train_batch_size": 32},
     # clean-b32-more's mixture weights for FPB and FiQA-SA (FPB's rows 1.05 times, FiQA-SA's 2.85 times) in

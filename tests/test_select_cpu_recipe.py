@@ -34,3 +34,17 @@ def test_candidates_are_valid_mixtures_and_rounds_from_two_leave_out_scored_text
         config = MixtureConfig.from_dict(recipe["dataset_mixture"])
         assert config.seed == recipe["seed"] == 43 and config.exclude_validation
         assert config.exclude_scored_texts is (script.round_of(name) >= 2), name
+
+
+def test_each_recorded_run_is_its_candidates_recipe_today():
+    """A candidate names every setting it ran with: the base recipe's batch moved from 16 to 32 in
+    round 3, so the earlier rounds' candidates still give the 16 their records ran."""
+    import json
+
+    script = _script()
+    for record in sorted((REPO / "benchmarks" / "results" / "cpu_recipe_selection").glob("selection*.json")):
+        for run in json.loads(record.read_text())["runs"]:
+            recipe = script.candidate_recipe(run["candidate"], run["seed"])
+            assert recipe["per_device_train_batch_size"] == run["changes"].get("per_device_train_batch_size", 16), run
+            assert recipe["learning_rate"] == run["changes"]["learning_rate"]
+            assert {**run["changes"]["dataset_mixture"], "seed": run["seed"]} == recipe["dataset_mixture"], run
