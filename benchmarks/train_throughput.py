@@ -7,7 +7,8 @@ computes in the dtype this CPU runs natively: bf16 where it has AVX512-BF16 or A
 ``bf16=True``, the fast trainer's autocast), float32 elsewhere (``bf16=False`` for every
 configuration: on an AVX2-only CPU a bf16 matmul is emulated, ~500x slower than float32, so TRL's
 default would measure the emulation, not the trainer). A matmul in that dtype is timed in the same
-run to get this machine's peak, and each configuration's useful work is reported as a share of it:
+run, before and after the configurations, to get this machine's peak, and each configuration's
+useful work is reported as a share of the higher of the two:
 
     useful FLOPs / step = 2 x (linear params of the decoder body) x (non-pad tokens)
                         + 2 x (linear params of the adapted layers) x (non-pad tokens)
@@ -237,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     peak_after, peak_cpu_after = matmul_peak_gflops(args.peak_size, args.peak_repeats, dtype)
     print(f"{dtype_name} matmul peak again: {peak_after:.1f} GFLOP/s wall, {peak_cpu_after:.1f} by CPU time; "
           f"load {os.getloadavg()[0]:.2f}")
+    # The share is against the higher of the two timings: this VM's speed drifts, and a peak timed in
+    # a slow moment would flatter every share (one run here timed 212 GFLOP/s before and 410 after).
+    higher = max(peak, peak_after)
+    for res in results:
+        print(f"{res['name']:15s} {res['gflops'] / higher:.0%} of the higher peak ({higher:.1f} GFLOP/s)")
     ratios = {}
     for baseline in ("trl-default", "trl-tuned"):
         base = next((r for r in results if r["name"] == baseline), None)

@@ -177,6 +177,7 @@ def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
 
 
 THROUGHPUT_TABLES = [("cpu_batch16_top20.json", "train-throughput", "bf16", "bfloat16"),
+                     ("cpu_batch32_top20.json", "train-throughput-b32", "bf16", "bfloat16"),
                      ("cpu_avx2_fp32_batch16_top20.json", "train-throughput-avx2", "fp32", "float32")]
 
 
@@ -187,11 +188,18 @@ def peak_of(data: dict, kind: str, dtype: str) -> dict:
     return data[f"{kind}_peak_gflops"]
 
 
+def higher_peak(data: dict, kind: str, dtype: str) -> float:
+    """The share of peak is against the higher of the two timings (before and after the
+    configurations), so a peak timed while the VM ran slow cannot flatter it."""
+    peaks = peak_of(data, kind, dtype)
+    return max(peaks["before"], peaks["after"])
+
+
 @pytest.mark.parametrize("json_name, marker, kind, dtype", THROUGHPUT_TABLES)
 def test_train_throughput_table_is_its_json(json_name, marker, kind, dtype):
     """Every row's s/step, samples/s, both ratios and share of the peak timed in the same run."""
     data = json.loads((RESULTS / "train_throughput" / json_name).read_text())
-    peak = peak_of(data, kind, dtype)["before"]
+    peak = higher_peak(data, kind, dtype)
     speedups = data["speedups_samples_per_s"]
     header, *rows = table(marker)
     assert header[5] == f"share of {kind} peak"
@@ -205,8 +213,9 @@ def test_train_throughput_table_is_its_json(json_name, marker, kind, dtype):
         assert row[5] == f"{res['gflops'] / peak:.0%}"
     text = " ".join(README.split())
     word = "bf16" if kind == "bf16" else "float32"
-    assert (f"{word} peak there was {peak:.0f} GFLOP/s before the configurations and "
-            f"{peak_of(data, kind, dtype)['after']:.0f} after") in text
+    peaks = peak_of(data, kind, dtype)
+    assert (f"{word} peak there was {peaks['before']:.0f} GFLOP/s before the configurations and "
+            f"{peaks['after']:.0f} after") in text
     assert data["command"].startswith("python benchmarks/train_throughput.py ")
     assert f"`benchmarks/results/train_throughput/{json_name}`" in text
 
@@ -218,17 +227,32 @@ def test_throughput_sentences_are_their_json():
     bf16 = json.loads((RESULTS / "train_throughput" / "cpu_batch16_top20.json").read_text())
     shared = next(r for r in bf16["results"] if r["name"] == "fast-shared")
     ratio = bf16["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
-    assert f"({ratio:.2f}x, {shared['gflops'] / peak_of(bf16, 'bf16', 'bfloat16')['before']:.0%})" in text
+    assert f"({ratio:.2f}x, {shared['gflops'] / higher_peak(bf16, 'bf16', 'bfloat16'):.0%})" in text
     avx2 = json.loads((RESULTS / "train_throughput" / "cpu_avx2_fp32_batch16_top20.json").read_text())
     shared = next(r for r in avx2["results"] if r["name"] == "fast-shared")
     assert f"than with bf16 ({avx2['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x)" in text
     rows = json.loads((RESULTS / f"{ROUNDS[max(ROUNDS)][0]}" / "seed42" / "fingpt_run.json").read_text())["mixture"]["total_rows"]
-    assert f"--batch-size 16 " in avx2["command"]
+    assert "--batch-size 16 " in avx2["command"]
     assert (f"At {shared['s_per_step']:.2f} s per step of 16 rows the default's {rows:,} rows would take about "
             f"{shared['s_per_step'] * rows / 16 / 60:.0f} minutes") in text
 
 
-def test_batch_size_throughput_sentence_is_its_json():
+def test_batch_32_first_run_sentence_is_its_json():
+    """The first of the two batch-32 runs, quoted beside the table of the second."""
+    data = json.loads((RESULTS / "train_throughput" / "cpu_batch32_top20_run1.json").read_text())
+    assert "--batch-size 32 " in data["command"]
+    shared = next(r for r in data["results"] if r["name"] == "fast-shared")
+    peak = higher_peak(data, "bf16", "bfloat16")
+    second = json.loads((RESULTS / "train_throughput" / "cpu_batch32_top20.json").read_text())
+    second_share = next(r for r in second["results"] if r["name"] == "fast-shared")["gflops"] / higher_peak(second, "bf16", "bfloat16")
+    text = " ".join(README.split())
+    assert (f"gave `fast-shared` {shared['samples_per_s']:.2f} samples/s, "
+            f"{data['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x `trl-tuned` and "
+            f"{shared['gflops'] / peak:.0%} of its peak ({peak:.0f})") in text
+    assert f"(59%; the other is {100 * second_share:.1f}%)" in text and f"{shared['gflops'] / peak:.0%}" == "59%"
+
+
+
     """Round 3's reason for batches of 32: the two fast-shared runs' samples/s, as committed."""
     samples = {batch: json.loads((RESULTS / "train_throughput" / f"cpu_fast_shared_batch{batch}.json").read_text())
                for batch in (16, 32)}
