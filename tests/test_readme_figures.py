@@ -165,6 +165,21 @@ def test_default_rows_are_the_committed_seed_runs(round_number):
             assert f"seed {seed} {run['log_history'][-1]['train_runtime']:,.0f} s" in text, seed
 
 
+def test_default_command_time_is_training_plus_scoring():
+    """The README's time for training and evaluation: each seed's train_runtime plus the time its
+    results.json says the four test sets took to score (rows / examples per second)."""
+    directory = RESULTS / ROUNDS[max(ROUNDS)][0]
+    totals, scoring = [], []
+    for seed in json.loads((directory / "summary.json").read_text())["seeds"]:
+        results = json.loads((directory / f"seed{seed}" / "results.json").read_text())["results"]
+        scoring.append(sum(r["num_rows"] / r["examples_per_second"] for r in results.values()))
+        run = json.loads((directory / f"seed{seed}" / "fingpt_run.json").read_text())
+        totals.append((run["log_history"][-1]["train_runtime"] + scoring[-1]) / 60)
+    text = " ".join(README.split())
+    assert all(round(s / 60) == 6 for s in scoring) and "(about 6 minutes per seed here)" in text
+    assert f"take {round(min(totals))} to {round(max(totals))} minutes on this machine" in text
+
+
 def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
     """The main command trains what was chosen on validation and tested: the last round's candidate, seed 42."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / f"selection_round{max(ROUNDS)}.json").read_text())
