@@ -20,9 +20,11 @@ validation row (``exclude_scored_texts: true``); round 1's test figures were see
 so round 2 chooses among its own candidates on validation only; round 3
 (``selection_round3.json``, results in ``benchmarks/results/cpu_default_round3/``) began after round
 2's test figures were seen, and tries batches of 32 spent on more rows (chosen: the recipe the
-README reports), and that candidate's FPB and FiQA-SA weights in round 2's budget. The record
+README reports), and that candidate's FPB and FiQA-SA weights in round 2's budget; round 4
+(``selection_round4.json``) began after round 3's test figures were seen, on another CPU (AMX), and
+runs round 3's choice again as its control beside LoRA on all layers. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
-figures and training time; ``test`` also copies each seed's ``results.json``,
+figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
 ``benchmarks/results/cpu_default/summary.json``. Finished runs are skipped, so a killed command
 continues where it stopped.
@@ -44,6 +46,8 @@ from typing import Any
 
 import yaml
 
+from fingpt_hf.hardware import cpu_description
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE_RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft_lora.yaml"
 EVAL_RECIPE = ROOT / "recipes" / "smollm2-135m" / "eval.yaml"
@@ -64,7 +68,9 @@ def mixture(fpb: float, fiqa: float, tfns: float, exclude_scored_texts: bool = F
 # Each round's candidates: the settings they change in the base recipe. A round starts once the test
 # sets have been looked at for the one before, and keeps its own record and results.
 # Rounds 1 and 2 ran with the base recipe's batch of 16 at the time, and name it now that the base has 32.
-B16 = {"per_device_train_batch_size": 16}
+# Rounds 1-3 all put LoRA on the last 20 layers (TOP20), named so that a later base recipe cannot change them.
+TOP20 = {"lora_top_layers": 20}
+B16 = {"per_device_train_batch_size": 16, **TOP20}
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
@@ -80,11 +86,23 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # benchmarks/train_throughput.py) spent on 16% more rows: 18,997 rows, 594 steps. Meant to take round 2's
     # time; it took 8% longer than clean-b16-fpbfiqa on the same day (2,051 s against 1,895 s). Round 3's choice.
     "clean-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
-                       "per_device_train_batch_size": 32},
+                       "per_device_train_batch_size": 32, **TOP20},
     # clean-b32-more's mixture weights for FPB and FiQA-SA (FPB's rows 1.05 times, FiQA-SA's 2.85 times) in
     # round 2's row budget and batch of 16 (TFNS 1.236 times): 16,302 rows, 1,019 steps.
     "clean-b16-fpbfiqa": {"dataset_mixture": mixture(1.05, 2.85, 1.236, exclude_scored_texts=True),
-                          "learning_rate": 2.0e-3, "per_device_train_batch_size": 16},
+                          "learning_rate": 2.0e-3, "per_device_train_batch_size": 16, **TOP20},
+}, 4: {
+    # Round 3's choice again, as the control: round 4 runs on another CPU (an Intel Xeon with AMX, where
+    # round 3 ran on an AMD EPYC with AVX512-BF16), whose bf16 kernels round differently, so candidates
+    # are compared with the control's seeds on the same machine, not with round 3's record.
+    "control-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
+                         "per_device_train_batch_size": 32, **TOP20},
+    # Capacity for FiQA-SA's few rows: LoRA on all 30 layers (the backward pass then runs through the
+    # lowest 10 too: 1.2x the step time measured with train_throughput.py), paid for with TFNS draws
+    # (TFNS 1.18 times, already at FinGPT v3.1 on test), so that it takes the control's training time:
+    # 15,821 rows, 495 steps of 32.
+    "all-layers-b32": {"dataset_mixture": mixture(1.05, 2.85, 1.18, exclude_scored_texts=True), "learning_rate": 2.0e-3,
+                       "per_device_train_batch_size": 32, "lora_top_layers": 0},
 }}
 CANDIDATES: dict[str, dict[str, Any]] = {name: changes for round_ in ROUNDS.values() for name, changes in round_.items()}
 
@@ -154,19 +172,29 @@ def run(name: str, seeds: list[int], out: Path) -> None:
         recipe_path = directory / "recipe.yaml"
         recipe_path.write_text(yaml.safe_dump(candidate_recipe(name, seed), sort_keys=False))
         started = time.monotonic()
-        if not (directory / "adapter" / "adapter_model.safetensors").exists():
+        trained_here = not (directory / "adapter" / "adapter_model.safetensors").exists()
+        if trained_here:
             subprocess.run([sys.executable, str(ROOT / "recipes" / "sft.py"), "--config", str(recipe_path),
                             "--output_dir", str(directory / "adapter")], check=True, cwd=ROOT)
-        train_seconds = round(time.monotonic() - started, 1)
+        # A finished adapter left by an earlier (killed) command is not retrained: its command time is unknown.
+        train_seconds = round(time.monotonic() - started, 1) if trained_here else None
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
         record = read_record(name)
         record["runs"].append({"candidate": name, "seed": seed, "changes": CANDIDATES[name],
-                               "train_command_seconds": train_seconds, "validation_f1_weighted": validation,
+                               "train_command_seconds": train_seconds,
+                               "train_runtime_seconds": train_runtime(directory / "adapter"),
+                               "validation_f1_weighted": validation,
                                "validation_mean": round(statistics.mean(validation.values()), 2),
-                               "output_dir": _shown(directory)})
+                               "cpu": cpu_description(), "output_dir": _shown(directory)})
         record["candidates"] = summarise(record["runs"])
         write_json(record_path(name), record)
         print(f"{name} seed {seed}: validation weighted F1 {validation}")
+
+
+def train_runtime(adapter: Path) -> float:
+    """The trainer's own ``train_runtime`` (training alone: no loading, compiling or saving)."""
+    info = json.loads((adapter / "fingpt_run.json").read_text())
+    return round(next(h["train_runtime"] for h in reversed(info["log_history"]) if "train_runtime" in h), 1)
 
 
 def _shown(path: Path) -> str:

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from fingpt_hf.families.default_model import resolve_model_path
-    from fingpt_hf.hardware import cpu_supports_bf16
+    from fingpt_hf.hardware import cpu_description, cpu_supports_bf16
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.output, {
             "command": "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "cpu": cpu_description(),
             "compute_dtype": dtype_name,
             ("bf16_peak_gflops" if native_bf16 else "fp32_peak_gflops"): {
                 "before": peak, "after": peak_after, "cpu_time_before": peak_cpu, "cpu_time_after": peak_cpu_after},

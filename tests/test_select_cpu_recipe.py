@@ -23,6 +23,8 @@ def test_rounds_keep_separate_records_and_results():
     assert script.results_dir("clean-lr2e-3") == results / "cpu_default_round2"
     assert sum(map(len, script.ROUNDS.values())) == len(script.CANDIDATES)  # no name in two rounds
     assert script.round_of("clean-b32-more") == 3
+    assert script.record_path("all-layers-b32") == results / "cpu_recipe_selection" / "selection_round4.json"
+    assert all("lora_top_layers" in changes for changes in script.CANDIDATES.values())
 
 
 def test_candidates_are_valid_mixtures_and_rounds_from_two_leave_out_scored_texts():
@@ -38,7 +40,8 @@ def test_candidates_are_valid_mixtures_and_rounds_from_two_leave_out_scored_text
 
 def test_each_recorded_run_is_its_candidates_recipe_today():
     """A candidate names every setting it ran with: the base recipe's batch moved from 16 to 32 in
-    round 3, so the earlier rounds' candidates still give the 16 their records ran."""
+    round 3, so the earlier rounds' candidates still give the 16 their records ran; and every
+    candidate names its LoRA placement, which round 4 varies."""
     import json
 
     script = _script()
@@ -46,5 +49,6 @@ def test_each_recorded_run_is_its_candidates_recipe_today():
         for run in json.loads(record.read_text())["runs"]:
             recipe = script.candidate_recipe(run["candidate"], run["seed"])
             assert recipe["per_device_train_batch_size"] == run["changes"].get("per_device_train_batch_size", 16), run
+            assert recipe["lora_top_layers"] == run["changes"].get("lora_top_layers", 20), run  # rounds 1-3: 20
             assert recipe["learning_rate"] == run["changes"]["learning_rate"]
             assert {**run["changes"]["dataset_mixture"], "seed": run["seed"]} == recipe["dataset_mixture"], run

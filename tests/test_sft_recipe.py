@@ -167,6 +167,9 @@ def test_run_writes_loadable_adapter_and_metadata(tmp_path, tiny_model):
     assert info["mixture"]["total_rows"] == 32 and info["eval_rows"] == 8
     assert info["mixture"]["content_hash"].startswith("sha256:")
     assert info["versions"]["trl"] and info["versions"]["peft"]
+    # The CPU that ran it (its bf16 kernels decide the rounding), as /proc/cpuinfo and torch see it.
+    assert info["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["cpu"]["cores"] >= 1 and isinstance(info["cpu"]["amx"], bool)
     losses = [e["loss"] for e in info["log_history"] if "loss" in e]
     assert len(losses) == 4 and losses[-1] < losses[0], losses
     assert any("eval_loss" in e for e in info["log_history"])

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from fingpt_hf.hardware import cpu_description
 from fingpt_hf.io import atomic_write_json, atomic_write_text
 from fingpt_hf.provenance import RUN_INFO_FILE, now_iso, package_versions, read_run_info
 
@@ -83,6 +84,7 @@ def write_run_info(
         "started_at": started_at,
         "finished_at": finished_at,
         "versions": package_versions(),
+        "cpu": cpu_description(),  # what decides a CPU run's speed and its bf16 rounding
         "log_history": list(log_history or []),
     }
     if extra:
