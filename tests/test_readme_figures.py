@@ -225,7 +225,7 @@ def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
 THROUGHPUT_TABLES = [("cpu_batch16_top20.json", "train-throughput", "bf16", "bfloat16"),
                      ("cpu_batch32_top20.json", "train-throughput-b32", "bf16", "bfloat16"),
                      ("cpu_avx2_fp32_batch16_top20.json", "train-throughput-avx2", "fp32", "float32"),
-                     ("cpu_amx_batch32_top20.json", "train-throughput-amx", "bf16", "bfloat16")]
+                     ("cpu_amx_batch32_top20_all.json", "train-throughput-amx", "bf16", "bfloat16")]
 
 
 def peak_of(data: dict, kind: str, dtype: str) -> dict:
@@ -286,9 +286,17 @@ def test_throughput_sentences_are_their_json():
     avx2 = json.loads((RESULTS / "train_throughput" / "cpu_avx2_fp32_batch16_top20.json").read_text())
     shared = next(r for r in avx2["results"] if r["name"] == "fast-shared")
     assert f"than with bf16 ({avx2['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x)" in text
-    amx = json.loads((RESULTS / "train_throughput" / "cpu_amx_batch32_top20.json").read_text())
-    assert (f"is met, {amx['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x, and the share target "
-            f"(55% of the peak) is far from met, {fast_shared_share(amx)[1]:.0%}") in text
+    amx_all = json.loads((RESULTS / "train_throughput" / "cpu_amx_batch32_top20_all.json").read_text())
+    amx_first = json.loads((RESULTS / "train_throughput" / "cpu_amx_batch32_top20.json").read_text())
+    assert "--configs trl-tuned,fast-shared " in amx_first["command"]
+    first_shared, share = fast_shared_share(amx_first)
+    tuned = next(r for r in amx_first["results"] if r["name"] == "trl-tuned")
+    assert (f"gave `fast-shared` the same speed ({first_shared['s_per_step']:.2f} s/step, {share:.0%} of its peak) but "
+            f"`trl-tuned` {tuned['s_per_step']:.2f} s/step, so {amx_first['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x") in text
+    ratios = [amx_all["speedups_samples_per_s"]["fast-shared vs trl-tuned"], amx_first["speedups_samples_per_s"]["fast-shared vs trl-tuned"]]
+    assert f"met in one of the two runs ({ratios[0]:.2f}x and {ratios[1]:.2f}x)" in text
+    assert sum(r >= 3.5 for r in ratios) == 1
+    assert f"in neither ({fast_shared_share(amx_all)[1]:.0%})" in text and fast_shared_share(amx_all)[1] < 0.55
     amx_run = json.loads((RESULTS / "cpu_recipe_selection" / "reproduction" / "round3_clean-b32-more_seed42_amx.json").read_text())
     assert f"The main command's training took {amx_run['train_runtime']:,.0f} s there" in text
     # The AVX2 run timed LoRA on the last 20 layers, so the estimate is for round 3's recipe.
