@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from fingpt_hf.hardware import cpu_description
+from fingpt_hf.provenance import read_run_info
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft_lora.yaml"
@@ -71,6 +72,9 @@ def mixture(fpb: float, fiqa: float, tfns: float, exclude_scored_texts: bool = F
 # Rounds 1-3 all put LoRA on the last 20 layers (TOP20), named so that a later base recipe cannot change them.
 TOP20 = {"lora_top_layers": 20}
 B16 = {"per_device_train_batch_size": 16, **TOP20}
+# Round 3's choice, which round 4 runs again as its control (one dict, so the two cannot drift apart).
+B32_MORE = {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
+            "per_device_train_batch_size": 32, **TOP20}
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
@@ -85,8 +89,7 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # Batches of 32 (the shared prefix saves more per row: 1.16x the rows/s of 16, measured with
     # benchmarks/train_throughput.py) spent on 16% more rows: 18,997 rows, 594 steps. Meant to take round 2's
     # time; it took 8% longer than clean-b16-fpbfiqa on the same day (2,051 s against 1,895 s). Round 3's choice.
-    "clean-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
-                       "per_device_train_batch_size": 32, **TOP20},
+    "clean-b32-more": B32_MORE,
     # clean-b32-more's mixture weights for FPB and FiQA-SA (FPB's rows 1.05 times, FiQA-SA's 2.85 times) in
     # round 2's row budget and batch of 16 (TFNS 1.236 times): 16,302 rows, 1,019 steps.
     "clean-b16-fpbfiqa": {"dataset_mixture": mixture(1.05, 2.85, 1.236, exclude_scored_texts=True),
@@ -95,8 +98,7 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # Round 3's choice again, as the control: round 4 runs on another CPU (an Intel Xeon with AMX, where
     # round 3 ran on an AMD EPYC with AVX512-BF16), whose bf16 kernels round differently, so candidates
     # are compared with the control's seeds on the same machine, not with round 3's record.
-    "control-b32-more": {"dataset_mixture": mixture(1.05, 2.85, 1.55, exclude_scored_texts=True), "learning_rate": 2.0e-3,
-                         "per_device_train_batch_size": 32, **TOP20},
+    "control-b32-more": B32_MORE,
     # Capacity for FiQA-SA's few rows: LoRA on all 30 layers (the backward pass then runs through the
     # lowest 10 too), paid for with TFNS draws
     # (TFNS 1.18 times, already at FinGPT v3.1 on test), so that it takes the control's training time:
@@ -193,7 +195,9 @@ def run(name: str, seeds: list[int], out: Path) -> None:
 
 def train_runtime(adapter: Path) -> float:
     """The trainer's own ``train_runtime`` (training alone: no loading, compiling or saving)."""
-    info = json.loads((adapter / "fingpt_run.json").read_text())
+    info = read_run_info(adapter)
+    if info is None:
+        raise SystemExit(f"error: {adapter} has no readable fingpt_run.json; was it trained by recipes/sft.py?")
     return round(next(h["train_runtime"] for h in reversed(info["log_history"]) if "train_runtime" in h), 1)
 
 

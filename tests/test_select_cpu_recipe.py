@@ -52,3 +52,24 @@ def test_each_recorded_run_is_its_candidates_recipe_today():
             assert recipe["lora_top_layers"] == run["changes"].get("lora_top_layers", 20), run  # rounds 1-3: 20
             assert recipe["learning_rate"] == run["changes"]["learning_rate"]
             assert {**run["changes"]["dataset_mixture"], "seed": run["seed"]} == recipe["dataset_mixture"], run
+
+
+def test_train_runtime_is_the_trainers_own_and_a_missing_run_file_is_named(tmp_path):
+    """The record's train_runtime_seconds is the trainer's last log entry, read with the project's
+    reader of fingpt_run.json; an adapter directory without one is refused by path."""
+    import pytest
+
+    from fingpt_hf.training.run_info import write_run_info
+
+    script = _script()
+    write_run_info(tmp_path, recipe={"lora_r": 16}, status="completed", started_at="t", model={},
+                   log_history=[{"loss": 0.5, "step": 10}, {"train_runtime": 1006.0734, "step": 495}])
+    assert script.train_runtime(tmp_path) == 1006.1
+    with pytest.raises(SystemExit, match="empty has no readable fingpt_run.json"):
+        script.train_runtime(tmp_path / "empty")
+
+
+def test_round_4_control_is_round_3s_choice():
+    script = _script()
+    assert script.CANDIDATES["control-b32-more"] == script.CANDIDATES["clean-b32-more"]
+    assert script.round_of("control-b32-more") == 4 and script.round_of("clean-b32-more") == 3
