@@ -195,7 +195,10 @@ def test_default_command_time_is_training_plus_scoring():
     scoring = sum(s for _, s in times) / len(times) / 60
     assert f"(about {scoring:.1f} minutes per seed here)" in text
     totals = {round((t + s) / 60) for t, s in times}
-    assert len(totals) == 1 and f"training and evaluation take about {totals.pop()} minutes on this machine" in text
+    assert len(totals) == 1
+    total = totals.pop()
+    assert f"training and evaluation take about {total} minutes on this machine" in text
+    assert f"about {total} minutes of training and evaluation (setup not included) on 2 cores of an Intel Xeon" in text
     record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round4.json").read_text())
     runtime = {name: sum(r["train_runtime_seconds"] for r in record["runs"] if r["candidate"] == name) / 3
                for name in ("all-layers-b32", "control-b32-more")}
@@ -209,6 +212,7 @@ def test_default_command_time_is_training_plus_scoring():
     expected = [(t * ratio, t * ratio + s) for t, s in round3]
     assert (f"about {min(e for e, _ in expected) / 60:.0f} to {max(e for e, _ in expected) / 60:.0f} minutes of training "
             f"and {min(a for _, a in expected) / 60:.0f} to {max(a for _, a in expected) / 60:.0f} minutes in all") in text
+    assert f"an estimated {min(a for _, a in expected) / 60:.0f}-{max(a for _, a in expected) / 60:.0f} on an AMD EPYC" in text
 
 
 def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
