@@ -39,7 +39,8 @@ def number(cell: str) -> float:
 
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_round2.json", "cpu-recipe-selection-round2"),
                     ("selection_round3.json", "cpu-recipe-selection-round3"),
-                    ("selection_round4.json", "cpu-recipe-selection-round4")]
+                    ("selection_round4.json", "cpu-recipe-selection-round4"),
+                    ("selection_round5.json", "cpu-recipe-selection-round5")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -57,6 +58,11 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
         if "LoRA layers" in column:  # round 4 varies it: 0 is all of SmolLM2's 30
             top = run["changes"]["lora_top_layers"]
             assert row[column["LoRA layers"]] == ("all 30" if top == 0 else f"last {top}")
+        if "LoRA rank" in column:  # round 5 varies rank and mixture weights
+            assert number(row[column["LoRA rank"]]) == run["changes"]["lora_r"]
+            weights = {d["name"]: d["weight"] for d in run["changes"]["dataset_mixture"]["datasets"]}
+            assert [number(row[column[f"{name} weight"]]) for name in ("FPB", "FiQA-SA", "TFNS")] == [
+                weights["fpb"], weights["fiqa"], weights["tfns"]]
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -114,7 +120,9 @@ def test_predict_throughput_rows_are_their_json(name):
 @pytest.mark.parametrize("record_name, candidate", [("selection_round2.json", "clean-lr2e-3"),
                                                     ("selection_round3.json", "clean-b32-more"),
                                                     ("selection_round4.json", "control-b32-more"),
-                                                    ("selection_round4.json", "all-layers-b32")])
+                                                    ("selection_round4.json", "all-layers-b32"),
+                                                    ("selection_round5.json", "all-layers-r32"),
+                                                    ("selection_round5.json", "all-layers-fiqa4")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -418,3 +426,35 @@ def test_round4_seed_for_seed_changes_are_the_records():
     assert all(runs[("all-layers-b32", s)]["tfns"] > runs[("control-b32-more", s)]["tfns"] for s in (42, 43, 44))
     fiqa = [runs[("all-layers-b32", s)]["fiqa"] for s in (42, 43, 44)]
     assert f"seed-to-seed spread ({min(fiqa):.2f}-{max(fiqa):.2f})" in text
+
+
+def test_round5_compares_with_round4s_choice_rescored_on_its_machine():
+    """Round 5's yardstick is round 4's choice: its seed 42 scored again on round 5's CPU gave the same
+    predictions (hashes) and figures, the CPUs are of one kind, and the README's means of the three sets
+    are each candidate's mean of its seeds' validation means; neither beat round 4's, so no test phase ran."""
+    selection = RESULTS / "cpu_recipe_selection"
+    round4 = json.loads((selection / "selection_round4.json").read_text())
+    round5 = json.loads((selection / "selection_round5.json").read_text())
+    rescored = json.loads((selection / "reproduction" / "round4_all-layers-b32_seed42_rescored.json").read_text())
+    [seed42] = [r for r in round4["runs"] if r["candidate"] == "all-layers-b32" and r["seed"] == 42]
+    assert rescored["recorded_run"]["validation_f1_weighted"] == seed42["validation_f1_weighted"]
+    figures = {name: round(100 * r["metrics"]["f1_weighted"], 2) for name, r in rescored["results"]["results"].items()}
+    assert figures == seed42["validation_f1_weighted"]
+    assert all(h["round 4"] == h["rescored"] for h in rescored["predictions_sha256"].values())
+    assert {r["cpu"]["model_name"] for r in round5["runs"]} == {seed42["cpu"]["model_name"], rescored["cpu"]["model_name"]}
+    assert all(r["cpu"]["amx"] for r in round5["runs"]) and rescored["cpu"]["amx"]
+    text = " ".join(README.split())
+    assert (f"FPB {figures['fpb']:.2f}, FiQA-SA {figures['fiqa']:.2f}, TFNS {figures['tfns']:.2f}: "
+            "`benchmarks/results/cpu_recipe_selection/reproduction/round4_all-layers-b32_seed42_rescored.json`") in text
+
+    def mean_of_three(record: dict, name: str) -> float:
+        runs = [r["validation_mean"] for r in record["runs"] if r["candidate"] == name]
+        assert len(runs) == 3
+        return sum(runs) / 3
+
+    chosen = mean_of_three(round4, "all-layers-b32")
+    r32, fiqa4 = (mean_of_three(round5, name) for name in ("all-layers-r32", "all-layers-fiqa4"))
+    assert f"(mean of the three {r32:.2f} and {fiqa4:.2f} against {chosen:.2f})" in text
+    assert max(r32, fiqa4) < chosen and round5["test"] is None
+    times = [r["train_runtime_seconds"] for r in round5["runs"]]
+    assert f"ran {min(times):,.0f}-{max(times):,.0f} s" in text

@@ -51,6 +51,7 @@ def test_each_recorded_run_is_its_candidates_recipe_today():
             assert recipe["per_device_train_batch_size"] == run["changes"].get("per_device_train_batch_size", 16), run
             assert recipe["lora_top_layers"] == run["changes"].get("lora_top_layers", 20), run  # rounds 1-3: 20
             assert recipe["learning_rate"] == run["changes"]["learning_rate"]
+            assert recipe["lora_r"] == run["changes"].get("lora_r", 16), run  # round 5 varies the rank
             assert {**run["changes"]["dataset_mixture"], "seed": run["seed"]} == recipe["dataset_mixture"], run
 
 
@@ -73,3 +74,19 @@ def test_round_4_control_is_round_3s_choice():
     script = _script()
     assert script.CANDIDATES["control-b32-more"] == script.CANDIDATES["clean-b32-more"]
     assert script.round_of("control-b32-more") == 4 and script.round_of("clean-b32-more") == 3
+
+
+def test_round_5_candidates_each_change_one_setting_of_round_4s_choice():
+    """Round 5 compares with round 4's choice: each candidate's recipe differs from it in what it names."""
+    script = _script()
+    chosen = script.candidate_recipe("all-layers-b32", 42)
+
+    def changed(name: str) -> dict:
+        recipe = script.candidate_recipe(name, 42)
+        return {key: (chosen.get(key), recipe[key]) for key in recipe if recipe[key] != chosen.get(key)}
+
+    assert changed("all-layers-r32") == {"lora_r": (16, 32), "lora_alpha": (32, 64)}
+    [(before, after)] = changed("all-layers-fiqa4").values()
+    weights = [{d["name"]: d["weight"] for d in mix["datasets"]} for mix in (before, after)]
+    assert weights == [{"fpb": 1.05, "fiqa": 2.85, "tfns": 1.18, "nwgi": 1}, {"fpb": 1.05, "fiqa": 4.0, "tfns": 1.07, "nwgi": 1}]
+    assert {script.round_of("all-layers-r32"), script.round_of("all-layers-fiqa4")} == {5}
