@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,13 @@ def table_rows(marker: str) -> list[list[str]]:
 
 def number(cell: str) -> float:
     return float(cell.replace(",", "").split()[0])
+
+
+def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]) -> float:
+    """The mean of ``value`` over a selection record's runs of one candidate, which must be its three seeds."""
+    values = [value(run) for run in record["runs"] if run["candidate"] == candidate]
+    assert len(values) == 3, candidate
+    return sum(values) / 3
 
 
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_round2.json", "cpu-recipe-selection-round2"),
@@ -126,9 +134,8 @@ def test_predict_throughput_rows_are_their_json(name):
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
-    runs = [r["validation_f1_weighted"] for r in record["runs"] if r["candidate"] == candidate]
-    assert len(runs) == 3
-    means = {name: sum(r[name] for r in runs) / 3 for name in ("fpb", "fiqa", "tfns")}
+    means = {name: three_seed_mean(record, candidate, lambda r: r["validation_f1_weighted"][name])
+             for name in ("fpb", "fiqa", "tfns")}
     assert means == pytest.approx(record["candidates"][candidate]["validation_mean_f1_weighted"], abs=0.005001)
     shown = f"FPB {means['fpb']:.2f}, FiQA-SA {means['fiqa']:.2f}, TFNS {means['tfns']:.2f}"
     assert shown in " ".join(README.split()), shown
@@ -208,7 +215,7 @@ def test_default_command_time_is_training_plus_scoring():
     assert f"training and evaluation take about {total} minutes on this machine" in text
     assert f"about {total} minutes of training and evaluation (setup not included) on 2 cores of an Intel Xeon" in text
     record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round4.json").read_text())
-    runtime = {name: sum(r["train_runtime_seconds"] for r in record["runs"] if r["candidate"] == name) / 3
+    runtime = {name: three_seed_mean(record, name, lambda r: r["train_runtime_seconds"])
                for name in ("all-layers-b32", "control-b32-more")}
     ratio = runtime["all-layers-b32"] / runtime["control-b32-more"]
     round3 = _train_and_scoring_seconds(RESULTS / ROUNDS[3][0])
@@ -446,14 +453,8 @@ def test_round5_compares_with_round4s_choice_rescored_on_its_machine():
     text = " ".join(README.split())
     assert (f"FPB {figures['fpb']:.2f}, FiQA-SA {figures['fiqa']:.2f}, TFNS {figures['tfns']:.2f}: "
             "`benchmarks/results/cpu_recipe_selection/reproduction/round4_all-layers-b32_seed42_rescored.json`") in text
-
-    def mean_of_three(record: dict, name: str) -> float:
-        runs = [r["validation_mean"] for r in record["runs"] if r["candidate"] == name]
-        assert len(runs) == 3
-        return sum(runs) / 3
-
-    chosen = mean_of_three(round4, "all-layers-b32")
-    r32, fiqa4 = (mean_of_three(round5, name) for name in ("all-layers-r32", "all-layers-fiqa4"))
+    chosen = three_seed_mean(round4, "all-layers-b32", lambda r: r["validation_mean"])
+    r32, fiqa4 = (three_seed_mean(round5, name, lambda r: r["validation_mean"]) for name in ("all-layers-r32", "all-layers-fiqa4"))
     assert f"(mean of the three {r32:.2f} and {fiqa4:.2f} against {chosen:.2f})" in text
     assert max(r32, fiqa4) < chosen and round5["test"] is None
     times = [r["train_runtime_seconds"] for r in round5["runs"]]
