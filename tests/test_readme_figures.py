@@ -459,3 +459,7 @@ def test_round5_compares_with_round4s_choice_rescored_on_its_machine():
     assert max(r32, fiqa4) < chosen and round5["test"] is None
     times = [r["train_runtime_seconds"] for r in round5["runs"]]
     assert f"ran {min(times):,.0f}-{max(times):,.0f} s" in text
+    r32_times, chosen_times = ([r["train_runtime_seconds"] for r in record["runs"] if r["candidate"] == name]
+                               for record, name in ((round5, "all-layers-r32"), (round4, "all-layers-b32")))
+    assert (f"trained in {min(r32_times):,.0f}-{max(r32_times):,.0f} s against that choice's "
+            f"{min(chosen_times):,.0f}-{max(chosen_times):,.0f} s") in text
