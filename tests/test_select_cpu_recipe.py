@@ -76,17 +76,30 @@ def test_round_4_control_is_round_3s_choice():
     assert script.round_of("control-b32-more") == 4 and script.round_of("clean-b32-more") == 3
 
 
+def _changed(script, base: str, name: str) -> dict:
+    """The keys whose values differ between two candidates' recipes (same seed), as (base's, name's)."""
+    chosen, recipe = script.candidate_recipe(base, 42), script.candidate_recipe(name, 42)
+    return {key: (chosen.get(key), recipe[key]) for key in recipe if recipe[key] != chosen.get(key)}
+
+
+def _weights(mixture: dict) -> dict[str, float]:
+    return {d["name"]: d["weight"] for d in mixture["datasets"]}
+
+
 def test_round_5_candidates_each_change_one_setting_of_round_4s_choice():
     """Round 5 compares with round 4's choice: each candidate's recipe differs from it in what it names."""
     script = _script()
-    chosen = script.candidate_recipe("all-layers-b32", 42)
-
-    def changed(name: str) -> dict:
-        recipe = script.candidate_recipe(name, 42)
-        return {key: (chosen.get(key), recipe[key]) for key in recipe if recipe[key] != chosen.get(key)}
-
-    assert changed("all-layers-r32") == {"lora_r": (16, 32), "lora_alpha": (32, 64)}
-    [(before, after)] = changed("all-layers-fiqa4").values()
-    weights = [{d["name"]: d["weight"] for d in mix["datasets"]} for mix in (before, after)]
-    assert weights == [{"fpb": 1.05, "fiqa": 2.85, "tfns": 1.18, "nwgi": 1}, {"fpb": 1.05, "fiqa": 4.0, "tfns": 1.07, "nwgi": 1}]
+    assert _changed(script, "all-layers-b32", "all-layers-r32") == {"lora_r": (16, 32), "lora_alpha": (32, 64)}
+    [(before, after)] = _changed(script, "all-layers-b32", "all-layers-fiqa4").values()
+    assert [_weights(before), _weights(after)] == [{"fpb": 1.05, "fiqa": 2.85, "tfns": 1.18, "nwgi": 1},
+                                                   {"fpb": 1.05, "fiqa": 4.0, "tfns": 1.07, "nwgi": 1}]
     assert {script.round_of("all-layers-r32"), script.round_of("all-layers-fiqa4")} == {5}
+
+
+def test_round_6_control_is_round_4s_choice_and_its_candidate_moves_tfns_draws_to_fpb():
+    script = _script()
+    assert _changed(script, "all-layers-b32", "control-all-layers") == {}
+    [(before, after)] = _changed(script, "control-all-layers", "all-layers-fpb15").values()
+    assert [_weights(before), _weights(after)] == [{"fpb": 1.05, "fiqa": 2.85, "tfns": 1.18, "nwgi": 1},
+                                                   {"fpb": 1.5, "fiqa": 2.85, "tfns": 1.01, "nwgi": 1}]
+    assert {script.round_of("control-all-layers"), script.round_of("all-layers-fpb15")} == {6}

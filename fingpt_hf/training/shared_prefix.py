@@ -5,9 +5,9 @@ the sentiment of this news? Please choose ... Input:"), close to half of a senti
 tokens. In a causal model those leading tokens see only each other, so their hidden states, keys
 and values are the same on every row that shares them. Here each batch is split into groups of
 rows with a common leading run of tokens (``plan_shared_prefixes``); the batch is laid out as one
-sequence holding each group's prefix once and then each row's remainder (no padding at all), and
-``shared_prefix_attention`` lets a row's tokens attend to its group's prefix and causally to its
-own earlier tokens, in two small dense blocks. Position ids are those of the ordinary batch.
+sequence holding each group's prefix once and then each row's remainder (each padded to the longest
+of its kind, so that attention needs no gathers), and ``shared_prefix_attention`` lets a row's tokens
+attend to its group's prefix and causally to its own earlier tokens, in two small dense blocks. Position ids are those of the ordinary batch.
 Autograd sums the gradient arriving at a shared prefix from all of its rows, so loss and
 gradients are those of the ordinary batch up to float rounding (``tests/test_shared_prefix.py``)
 for about a third fewer token passes through the decoder.
@@ -149,30 +149,40 @@ def shared_prefix_attention(
 ) -> tuple[torch.Tensor, None]:
     """Attention over the packed layout, in two dense blocks instead of one ``n x n`` mask.
 
-    The prefixes attend causally among themselves (``groups x p x p``); each row's own tokens
-    attend to its group's prefix and causally to each other (``rows x s x (p + s)``). Queries,
-    keys and values are gathered from the packed sequence and the outputs put back in its order.
+    The sequence is ``groups`` prefixes of ``prefix_width`` tokens, then ``rows`` remainders of
+    ``suffix_width`` tokens (each padded at its end), so both blocks are views of it. The prefixes
+    attend causally among themselves (``groups x p x p``); each row's own tokens attend to its
+    group's prefix and causally to each other (``rows x s x (p + s)``). A row's prefix keys and
+    values come from its group's by a one-hot matmul, whose backward pass is a matmul too: an
+    ``index_select`` there costs a scatter-add per layer, the slowest kernel of a compiled CPU step.
     """
-    pre_index, pre_mask, suf_q_index, suf_kv_index, suf_mask, pre_keep, suf_keep = shared_prefix_layout
+    pre_mask, suf_mask, row_group = shared_prefix_layout
     heads, kv_heads, dim = query.shape[1], key.shape[1], query.shape[-1]
     groups, prefix_width = pre_mask.shape[0], pre_mask.shape[-1]
     rows, suffix_width = suf_mask.shape[0], suf_mask.shape[2]
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (n, heads, dim)
     repeat = heads // kv_heads
 
-    def block(q_index, kv_index, count, q_len, kv_len, mask):
-        bq = q.index_select(0, q_index).view(count, q_len, heads, dim).transpose(1, 2)
-        bk, bv = (
-            t.index_select(0, kv_index).view(count, kv_len, kv_heads, dim).transpose(1, 2)
-            .repeat_interleave(repeat, dim=1)
-            for t in (k, v)
-        )
-        out = _attention(bq, bk, bv, mask, dropout if module.training else 0.0, scaling)
-        return out.transpose(1, 2).reshape(count * q_len, heads, dim)
+    def split(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, h, n, d) -> prefixes (groups, h, p, d) and remainders (rows, h, s, d), as views."""
+        pre, suf = t[0].split([groups * prefix_width, rows * suffix_width], dim=1)
+        return (pre.unflatten(1, (groups, prefix_width)).transpose(0, 1),
+                suf.unflatten(1, (rows, suffix_width)).transpose(0, 1))
 
-    pre_out = block(pre_index, pre_index, groups, prefix_width, prefix_width, pre_mask)
-    suf_out = block(suf_q_index, suf_kv_index, rows, suffix_width, prefix_width + suffix_width, suf_mask)
-    out = torch.cat([pre_out.index_select(0, pre_keep), suf_out.index_select(0, suf_keep)])
+    (q_pre, q_suf), (k_pre, k_suf), (v_pre, v_suf) = split(query), split(key), split(value)
+    one_hot = row_group.to(key.dtype)
+
+    def with_prefix(pre: torch.Tensor, suf: torch.Tensor) -> torch.Tensor:
+        """Each row's keys (or values): its group's prefix, then its own tokens."""
+        own = (one_hot @ pre.flatten(1)).view(rows, kv_heads, prefix_width, dim)
+        return torch.cat([own, suf], dim=2)
+
+    def attend(q, k, v, mask):
+        k, v = (t.repeat_interleave(repeat, dim=1) for t in (k, v))
+        return _attention(q, k, v, mask, dropout if module.training else 0.0, scaling).transpose(1, 2)
+
+    pre_out = attend(q_pre, k_pre, v_pre, pre_mask).reshape(groups * prefix_width, heads, dim)
+    suf_out = attend(q_suf, with_prefix(k_pre, k_suf), with_prefix(v_pre, v_suf), suf_mask)
+    out = torch.cat([pre_out, suf_out.reshape(rows * suffix_width, heads, dim)])
     return out.unsqueeze(0), None
 
 
@@ -188,56 +198,47 @@ def _attention(q, k, v, mask, dropout: float, scaling: float | None) -> torch.Te
     return torch.matmul(probs, v)
 
 
-def _layout(plan: PrefixPlan, device: torch.device) -> tuple[list[int], list[int], tuple[torch.Tensor, ...]]:
-    """The packed order (each group's prefix, then each row's rest) as the source row and
-    position of every packed token, and the index tensors of ``shared_prefix_attention``."""
+def _layout(plan: PrefixPlan, device: torch.device) -> tuple[list[int], list[int], list[bool], tuple[torch.Tensor, ...]]:
+    """The packed order as the source row and position of every packed token (and whether it is a
+    real token or padding), and the tensors of ``shared_prefix_attention``.
+
+    Each group's prefix is padded to the longest prefix and each row's remainder to the longest
+    remainder, so that the attention blocks are views of the sequence; padding positions
+    (length-grouped batches leave few) are computed and never attended to by a real token.
+    """
     prefix_width = max(plan.prefix_lengths)
     starts = [plan.prefix_lengths[g] for g in plan.group_of_row]
     suffix_width = max(n - s for n, s in zip(plan.row_lengths, starts))
     first_row: dict[int, int] = {}
     for r, g in enumerate(plan.group_of_row):
         first_row.setdefault(g, r)
-    src_row, src_pos = [], []
-    prefix_at = []  # packed position of group g's prefix token t
+    src_row, src_pos, real = [], [], []
     for g, p in enumerate(plan.prefix_lengths):
-        prefix_at.append(list(range(len(src_row), len(src_row) + p)))
-        src_row += [first_row[g]] * p
-        src_pos += range(p)
-    suffix_at = []
+        src_row += [first_row[g]] * prefix_width
+        src_pos += [*range(p), *[0] * (prefix_width - p)]
+        real += [True] * p + [False] * (prefix_width - p)
     for r, (n, s) in enumerate(zip(plan.row_lengths, starts)):
-        suffix_at.append(list(range(len(src_row), len(src_row) + n - s)))
-        src_row += [r] * (n - s)
-        src_pos += range(s, n)
+        m = n - s
+        src_row += [r] * suffix_width
+        src_pos += [*range(s, n), *[0] * (suffix_width - m)]
+        real += [True] * m + [False] * (suffix_width - m)
 
     groups, rows = len(plan.prefix_lengths), len(plan.row_lengths)
-    pre_index = torch.zeros((groups, prefix_width), dtype=torch.long)
+    # A padding query attends to key 0 alone, which keeps its softmax finite.
     pre_mask = torch.zeros((groups, 1, prefix_width, prefix_width), dtype=torch.bool)
-    pre_keep = []
     causal = torch.ones((prefix_width, prefix_width), dtype=torch.bool).tril()
-    for g, at in enumerate(prefix_at):
-        p = len(at)
-        pre_index[g, :p] = torch.tensor(at, dtype=torch.long)
+    for g, p in enumerate(plan.prefix_lengths):
         pre_mask[g, 0, :p, :p] = causal[:p, :p]
-        pre_mask[g, 0, p:, 0] = True  # padding queries: any one key keeps the softmax finite
-        pre_keep += range(g * prefix_width, g * prefix_width + p)
-    suf_q = torch.zeros((rows, suffix_width), dtype=torch.long)
-    suf_kv = torch.zeros((rows, prefix_width + suffix_width), dtype=torch.long)
+        pre_mask[g, 0, p:, 0] = True
     suf_mask = torch.zeros((rows, 1, suffix_width, prefix_width + suffix_width), dtype=torch.bool)
-    suf_keep = []
     causal = torch.ones((suffix_width, suffix_width), dtype=torch.bool).tril()
-    for r, at in enumerate(suffix_at):
-        g, m = plan.group_of_row[r], len(at)
-        p = plan.prefix_lengths[g]
-        suf_q[r, :m] = torch.tensor(at, dtype=torch.long)
-        suf_kv[r, :p] = pre_index[g, :p]
-        suf_kv[r, prefix_width : prefix_width + m] = torch.tensor(at, dtype=torch.long)
-        suf_mask[r, 0, :m, :p] = True
+    for r, (n, s) in enumerate(zip(plan.row_lengths, starts)):
+        m = n - s
+        suf_mask[r, 0, :m, :s] = True
         suf_mask[r, 0, :m, prefix_width : prefix_width + m] = causal[:m, :m]
         suf_mask[r, 0, m:, prefix_width] = True
-        suf_keep += range(r * suffix_width, r * suffix_width + m)
-    tensors = (pre_index.flatten(), pre_mask, suf_q.flatten(), suf_kv.flatten(), suf_mask,
-               torch.tensor(pre_keep, dtype=torch.long), torch.tensor(suf_keep, dtype=torch.long))
-    return src_row, src_pos, tuple(t.to(device) for t in tensors)
+    row_group = torch.nn.functional.one_hot(torch.tensor(plan.group_of_row), groups).float()
+    return src_row, src_pos, real, tuple(t.to(device) for t in (pre_mask, suf_mask, row_group))
 
 
 def forward_with_shared_prefix(
@@ -249,22 +250,23 @@ def forward_with_shared_prefix(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden states of the batch packed as one sequence, and the labels they predict.
 
-    The sequence holds each group's prefix once, then each row's remaining tokens, with no
-    padding; ``position_ids`` number every token as in the unpacked batch, and
+    The sequence holds each group's prefix once, then each row's remaining tokens (``_layout``:
+    each padded to the longest of its kind); ``position_ids`` number every token as in the unpacked batch, and
     ``shared_prefix_attention`` lets a row's tokens see its group's prefix and its own earlier
     tokens, nothing else. Returns ``hidden`` ``(1, n, d)`` and ``shift_labels`` ``(1, n)``:
     ``shift_labels[0, i]`` is the token the hidden state at ``i`` should predict (-100 where
     nothing is scored), ready for the answer-only head.
     """
     device = input_ids.device
-    src_row, src_pos, layout = _layout(plan, device)
+    src_row, src_pos, real, layout = _layout(plan, device)
     rows = torch.tensor(src_row, device=device)
     positions = torch.tensor(src_pos, device=device)
     ids = input_ids[rows, positions].unsqueeze(0)
-    # the label a position predicts is the next token's; a row's last token predicts nothing
+    # the label a position predicts is the next token's; a row's last token and padding predict nothing
     next_pos = (positions + 1).clamp(max=labels.shape[1] - 1)
     row_len = torch.tensor(plan.row_lengths, device=device)[rows]
-    targets = torch.where(positions + 1 < row_len, labels[rows, next_pos], IGNORE_INDEX).unsqueeze(0)
+    scored = (positions + 1 < row_len) & torch.tensor(real, device=device)
+    targets = torch.where(scored, labels[rows, next_pos], IGNORE_INDEX).unsqueeze(0)
 
     config = backbone.config
     base = config._attn_implementation
