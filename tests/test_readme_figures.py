@@ -48,7 +48,8 @@ def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_round2.json", "cpu-recipe-selection-round2"),
                     ("selection_round3.json", "cpu-recipe-selection-round3"),
                     ("selection_round4.json", "cpu-recipe-selection-round4"),
-                    ("selection_round5.json", "cpu-recipe-selection-round5")]
+                    ("selection_round5.json", "cpu-recipe-selection-round5"),
+                    ("selection_round6.json", "cpu-recipe-selection-round6")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -475,3 +476,35 @@ def test_round5_compares_with_round4s_choice_rescored_on_its_machine():
                                for record, name in ((round5, "all-layers-r32"), (round4, "all-layers-b32")))
     assert (f"trained in {min(r32_times):,.0f}-{max(r32_times):,.0f} s against that choice's "
             f"{min(chosen_times):,.0f}-{max(chosen_times):,.0f} s") in text
+
+
+def test_round6_so_far_is_the_record():
+    """Round 6 is under way: both candidates have the same seeds so far, the README gives FPB seed for seed,
+    the means of the three sets over those seeds for the candidate, the control and round 4's record of the
+    same recipe and seeds (the control is that recipe run again after the shared-prefix layout changed), and
+    no choice and no test phase yet."""
+    selection = RESULTS / "cpu_recipe_selection"
+    round4 = json.loads((selection / "selection_round4.json").read_text())
+    round6 = json.loads((selection / "selection_round6.json").read_text())
+    runs = {(r["candidate"], r["seed"]): r for r in round6["runs"]}
+    seeds = sorted(s for c, s in runs if c == "control-all-layers")
+    assert seeds == sorted(s for c, s in runs if c == "all-layers-fpb15") and len(seeds) == 2
+    text = " ".join(README.split())
+    deltas = [runs[("all-layers-fpb15", s)]["validation_f1_weighted"]["fpb"]
+              - runs[("control-all-layers", s)]["validation_f1_weighted"]["fpb"] for s in seeds]
+    assert "FPB seed for seed " + ", ".join(f"{d:+.2f}" for d in deltas) in text, deltas
+
+    def mean(record: dict, name: str) -> float:
+        values = [r["validation_mean"] for r in record["runs"] if r["candidate"] == name and r["seed"] in seeds]
+        assert len(values) == len(seeds), name
+        return sum(values) / len(values)
+
+    assert (f"over seeds {seeds[0]} and {seeds[1]}: {mean(round6, 'all-layers-fpb15'):.2f} against the control's "
+            f"{mean(round6, 'control-all-layers'):.2f}, and round 4's record of the same recipe and seeds "
+            f"{mean(round4, 'all-layers-b32'):.2f}") in text
+    old_layout = [r["validation_mean"] for r in round4["runs"] if r["candidate"] == "all-layers-b32"]
+    assert all(min(old_layout) <= runs[("control-all-layers", s)]["validation_mean"] <= max(old_layout) for s in seeds)
+    assert "(the control on the new layout lands inside the old layout's seed-to-seed spread)" in text
+    assert {r["cpu"]["model_name"] for r in round6["runs"]} == {r["cpu"]["model_name"] for r in round4["runs"]}
+    assert all(r["cpu"]["amx"] for r in round6["runs"])
+    assert round6["test"] is None and "round 6's choice" not in text
