@@ -7,7 +7,8 @@ and values are the same on every row that shares them. Here each batch is split 
 rows with a common leading run of tokens (``plan_shared_prefixes``); the batch is laid out as one
 sequence holding each group's prefix once and then each row's remainder (each padded to the longest
 of its kind, so that attention needs no gathers), and ``shared_prefix_attention`` lets a row's tokens
-attend to its group's prefix and causally to its own earlier tokens, in two small dense blocks. Position ids are those of the ordinary batch.
+attend to its group's prefix and causally to its own earlier tokens, in two small dense blocks.
+Position ids are those of the ordinary batch.
 Autograd sums the gradient arriving at a shared prefix from all of its rows, so loss and
 gradients are those of the ordinary batch up to float rounding (``tests/test_shared_prefix.py``)
 for about a third fewer token passes through the decoder.
@@ -212,28 +213,24 @@ def _layout(plan: PrefixPlan, device: torch.device) -> tuple[list[int], list[int
     first_row: dict[int, int] = {}
     for r, g in enumerate(plan.group_of_row):
         first_row.setdefault(g, r)
+    groups, rows = len(plan.prefix_lengths), len(plan.row_lengths)
     src_row, src_pos, real = [], [], []
+    # A padding query attends to key 0 of its block alone, which keeps its softmax finite.
+    pre_mask = torch.zeros((groups, 1, prefix_width, prefix_width), dtype=torch.bool)
+    causal = torch.ones((prefix_width, prefix_width), dtype=torch.bool).tril()
     for g, p in enumerate(plan.prefix_lengths):
         src_row += [first_row[g]] * prefix_width
         src_pos += [*range(p), *[0] * (prefix_width - p)]
         real += [True] * p + [False] * (prefix_width - p)
-    for r, (n, s) in enumerate(zip(plan.row_lengths, starts)):
-        m = n - s
-        src_row += [r] * suffix_width
-        src_pos += [*range(s, n), *[0] * (suffix_width - m)]
-        real += [True] * m + [False] * (suffix_width - m)
-
-    groups, rows = len(plan.prefix_lengths), len(plan.row_lengths)
-    # A padding query attends to key 0 alone, which keeps its softmax finite.
-    pre_mask = torch.zeros((groups, 1, prefix_width, prefix_width), dtype=torch.bool)
-    causal = torch.ones((prefix_width, prefix_width), dtype=torch.bool).tril()
-    for g, p in enumerate(plan.prefix_lengths):
         pre_mask[g, 0, :p, :p] = causal[:p, :p]
         pre_mask[g, 0, p:, 0] = True
     suf_mask = torch.zeros((rows, 1, suffix_width, prefix_width + suffix_width), dtype=torch.bool)
     causal = torch.ones((suffix_width, suffix_width), dtype=torch.bool).tril()
     for r, (n, s) in enumerate(zip(plan.row_lengths, starts)):
         m = n - s
+        src_row += [r] * suffix_width
+        src_pos += [*range(s, n), *[0] * (suffix_width - m)]
+        real += [True] * m + [False] * (suffix_width - m)
         suf_mask[r, 0, :m, :s] = True
         suf_mask[r, 0, :m, prefix_width : prefix_width + m] = causal[:m, :m]
         suf_mask[r, 0, m:, prefix_width] = True
