@@ -25,7 +25,7 @@ README reports), and that candidate's FPB and FiQA-SA weights in round 2's budge
 runs round 3's choice again as its control beside LoRA on all layers; round 5 (``selection_round5.json``) began
 after round 4's test figures were seen, on the same kind of CPU, and compares LoRA rank 32 and more FiQA-SA rows
 with round 4's choice; round 6 (``selection_round6.json``) runs round 4's choice again as its control (the
-shared-prefix layout changed) beside more FPB rows. The record
+shared-prefix layout changed) beside more FPB rows (chosen; results in ``benchmarks/results/cpu_default_round6/``). The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -132,6 +132,7 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     "control-all-layers": {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32},
     # FPB is 0.87 below FinGPT v3.1 on test and TFNS 0.86 above it: FPB's rows 1.5 times (was 1.05), paid
     # for with TFNS draws (1.01 times, was 1.18), so the run keeps round 4's length: 15,832 rows, 495 steps of 32.
+    # Round 6's choice, the recipe shipped after it (validation mean 85.75 against the control's 85.50).
     "all-layers-fpb15": {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32,
                          "dataset_mixture": mixture(1.5, 2.85, 1.01, exclude_scored_texts=True)},
 }}

@@ -131,7 +131,9 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round4.json", "control-b32-more"),
                                                     ("selection_round4.json", "all-layers-b32"),
                                                     ("selection_round5.json", "all-layers-r32"),
-                                                    ("selection_round5.json", "all-layers-fiqa4")])
+                                                    ("selection_round5.json", "all-layers-fiqa4"),
+                                                    ("selection_round6.json", "control-all-layers"),
+                                                    ("selection_round6.json", "all-layers-fpb15")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -148,11 +150,13 @@ METRICS = ("accuracy", "f1_macro", "f1_weighted")
 
 # Each round's committed test runs: (results directory, row label, rows each source had before weighting).
 # Round 1 trained on the train splits less their validation rows (FPB 3,634 - 363, FiQA 938 - 94,
-# TFNS 9,543 - 954); rounds 2 to 4 also without the rows repeating a test or validation text (5, 50, 5).
+# TFNS 9,543 - 954); rounds 2 to 6 also without the rows repeating a test or validation text (5, 50, 5).
+# Round 5 chose nothing and ran no test phase.
 ROUNDS = {1: ("cpu_default", "round 1", {"fpb": 3271, "fiqa": 844, "tfns": 8589}),
           2: ("cpu_default_round2", "round 2", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
           3: ("cpu_default_round3", "round 3", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
-          4: ("cpu_default_round4", "default", {"fpb": 3266, "fiqa": 794, "tfns": 8584})}
+          4: ("cpu_default_round4", "round 4", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
+          6: ("cpu_default_round6", "default", {"fpb": 3266, "fiqa": 794, "tfns": 8584})}
 
 
 @pytest.mark.parametrize("round_number", sorted(ROUNDS))
@@ -204,17 +208,22 @@ def _train_and_scoring_seconds(directory: Path) -> list[tuple[float, float]]:
 
 def test_default_command_time_is_training_plus_scoring():
     """The README's time for training and evaluation of the shipped recipe, and the time it expects
-    on round 3's CPU: round 3's measured times there, its training scaled by how much longer round 4's
-    choice trained than its control (round 3's recipe) on round 4's CPU."""
+    for round 4's recipe on round 3's CPU: round 3's measured times there, its training scaled by how much
+    longer round 4's choice trained than its control (round 3's recipe) on round 4's CPU. A seed that
+    trained over 1.5x as long as the fastest (this VM's speed drifts) is stated apart from the range."""
     text = " ".join(README.split())
     times = _train_and_scoring_seconds(RESULTS / ROUNDS[max(ROUNDS)][0])
     scoring = sum(s for _, s in times) / len(times) / 60
     assert f"(about {scoring:.1f} minutes per seed here)" in text
-    totals = {round((t + s) / 60) for t, s in times}
-    assert len(totals) == 1
-    total = totals.pop()
-    assert f"training and evaluation take about {total} minutes on this machine" in text
-    assert f"about {total} minutes of training and evaluation (setup not included) on 2 cores of an Intel Xeon" in text
+    fastest = min(t for t, _ in times)
+    usual = [round((t + s) / 60) for t, s in times if t <= 1.5 * fastest]
+    slow = sorted(round((t + s) / 60) for t, s in times if t > 1.5 * fastest)
+    assert len(usual) >= 2 and len(slow) <= 1
+    shown = f"{min(usual)} to {max(usual)}" if min(usual) != max(usual) else f"{min(usual)}"
+    assert f"training and evaluation take about {shown} minutes on this machine at its usual speed" in text
+    assert all(f"({minutes} for seed " in text for minutes in slow)
+    assert (f"about {shown} minutes of training and evaluation (setup not included) on 2 cores of an Intel Xeon "
+            "with AMX at its usual speed") in text
     record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round4.json").read_text())
     runtime = {name: three_seed_mean(record, name, lambda r: r["train_runtime_seconds"])
                for name in ("all-layers-b32", "control-b32-more")}
@@ -224,11 +233,35 @@ def test_default_command_time_is_training_plus_scoring():
     assert f"round 3's recipe trained in {min(trained):,.0f}-{max(trained):,.0f} s" in text
     assert all(round(s / 60) == 6 for _, s in round3) and "scored the test sets in about 6 minutes" in text
     assert f"({round(min(t + s for t, s in round3) / 60)} to {round(max(t + s for t, s in round3) / 60)} minutes in all)" in text
-    assert f"this recipe trained {ratio:.2f}x as long as round 3's" in text
+    assert f"round 4's recipe (the same 495 steps of 32, on the first layout) trained {ratio:.2f}x as long as round 3's" in text
     expected = [(t * ratio, t * ratio + s) for t, s in round3]
     assert (f"about {min(e for e, _ in expected) / 60:.0f} to {max(e for e, _ in expected) / 60:.0f} minutes of training "
             f"and {min(a for _, a in expected) / 60:.0f} to {max(a for _, a in expected) / 60:.0f} minutes in all") in text
-    assert f"an estimated {min(a for _, a in expected) / 60:.0f}-{max(a for _, a in expected) / 60:.0f} on an AMD EPYC" in text
+    assert (f"an estimated {min(a for _, a in expected) / 60:.0f}-{max(a for _, a in expected) / 60:.0f} on an AMD EPYC "
+            "with AVX512-BF16 for the recipe before it") in text
+
+
+def test_default_against_the_floor_fingpt_v31_and_round_4_is_the_table():
+    """The differences the README states are the default's mean weighted F1 (its table row, which
+    test_default_rows_are_the_committed_seed_runs checks against the seeds' files) less the TF-IDF floor's
+    results.json, less FinGPT v3.1's published row, and less round 4's mean row."""
+    text = " ".join(README.split())
+    floor = json.loads((RESULTS / "tfidf_logreg" / "results.json").read_text())["results"]
+    rows = {r[0]: r for r in table_rows("cpu-default-table")}
+    default, published, round4 = (rows[label] for label in ("default, mean of 3 seeds", "FinGPT v3.1", "round 4, mean of 3 seeds"))
+    shown = dict(zip(BENCHMARKS, ("FPB", "FiQA-SA", "TFNS", "NWGI")))
+    floor_parts, v31_parts, round4_parts = [], [], []
+    for index, name in enumerate(BENCHMARKS):
+        mean, base = number(default[5 + 3 * index]), round(100 * floor[name]["metrics"]["f1_weighted"], 2)
+        floor_parts.append(f"{shown[name]} {mean:.2f} vs {base:.2f} ({mean - base:+.2f})")
+        round4_parts.append(f"{shown[name]} {mean - number(round4[5 + 3 * index]):+.2f}")
+        if name != "nwgi":
+            v31_parts.append(f"{shown[name]} {mean - number(published[5 + 3 * index]):+.2f}")
+    assert ", ".join(floor_parts) in text
+    assert "Against FinGPT v3.1's weighted F1 (the issue's target): " + ", ".join(v31_parts) in text
+    assert "Against round 4's test figures (same CPU kind, old layout): " + ", ".join(round4_parts) in text
+    met = all(number(default[5 + 3 * i]) >= number(published[5 + 3 * i]) for i in range(3))
+    assert ("**the target is not met**" in text) == (not met)
 
 
 def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
@@ -478,33 +511,38 @@ def test_round5_compares_with_round4s_choice_rescored_on_its_machine():
             f"{min(chosen_times):,.0f}-{max(chosen_times):,.0f} s") in text
 
 
-def test_round6_so_far_is_the_record():
-    """Round 6 is under way: both candidates have the same seeds so far, the README gives FPB seed for seed,
-    the means of the three sets over those seeds for the candidate, the control and round 4's record of the
-    same recipe and seeds (the control is that recipe run again after the shared-prefix layout changed), and
-    no choice and no test phase yet."""
+def test_round6_chose_on_validation_as_its_rule_says():
+    """Round 6's rule: of the control (round 4's choice on the new shared-prefix layout) and the candidate,
+    the higher mean of the three seeds' validation means is tested, once. The README gives both means,
+    each set's change seed for seed, the seeds' spans, and round 4's record of the control's recipe."""
     selection = RESULTS / "cpu_recipe_selection"
     round4 = json.loads((selection / "selection_round4.json").read_text())
     round6 = json.loads((selection / "selection_round6.json").read_text())
     runs = {(r["candidate"], r["seed"]): r for r in round6["runs"]}
-    seeds = sorted(s for c, s in runs if c == "control-all-layers")
-    assert seeds == sorted(s for c, s in runs if c == "all-layers-fpb15") and len(seeds) == 2
+    names = ("control-all-layers", "all-layers-fpb15")
+    seeds = [42, 43, 44]
+    assert all(sorted(s for c, s in runs if c == name) == seeds for name in names)
+    means = {name: three_seed_mean(round6, name, lambda r: r["validation_mean"]) for name in names}
+    chosen = max(means, key=means.get)
+    assert round6["test"]["candidate"] == chosen and round6["test"]["seeds"] == seeds
     text = " ".join(README.split())
-    deltas = [runs[("all-layers-fpb15", s)]["validation_f1_weighted"]["fpb"]
-              - runs[("control-all-layers", s)]["validation_f1_weighted"]["fpb"] for s in seeds]
-    assert "FPB seed for seed " + ", ".join(f"{d:+.2f}" for d in deltas) in text, deltas
-
-    def mean(record: dict, name: str) -> float:
-        values = [r["validation_mean"] for r in record["runs"] if r["candidate"] == name and r["seed"] in seeds]
-        assert len(values) == len(seeds), name
-        return sum(values) / len(values)
-
-    assert (f"over seeds {seeds[0]} and {seeds[1]}: {mean(round6, 'all-layers-fpb15'):.2f} against the control's "
-            f"{mean(round6, 'control-all-layers'):.2f}, and round 4's record of the same recipe and seeds "
-            f"{mean(round4, 'all-layers-b32'):.2f}") in text
+    assert f"So **`{chosen}` is round 6's choice**" in text
+    changes = ", ".join(shown + " " + ", ".join(f"{runs[('all-layers-fpb15', s)]['validation_f1_weighted'][name] - runs[('control-all-layers', s)]['validation_f1_weighted'][name]:+.2f}" for s in seeds)
+                        for name, shown in (("fpb", "FPB seed for seed"), ("fiqa", "FiQA-SA"), ("tfns", "TFNS")))
+    assert changes in text, changes
+    assert (f"the mean of the three sets {means['all-layers-fpb15']:.2f} against the control's "
+            f"{means['control-all-layers']:.2f}") in text
+    margin = abs(means["all-layers-fpb15"] - means["control-all-layers"])
+    spans = {name: [runs[(name, s)]["validation_mean"] for s in seeds] for name in names}
+    assert all(margin <= max(v) - min(v) for v in spans.values())
+    assert (f"by a margin ({margin:.2f}) inside the seed-to-seed noise (the control's seeds span "
+            f"{min(spans[names[0]]):.2f}-{max(spans[names[0]]):.2f}, the candidate's "
+            f"{min(spans[names[1]]):.2f}-{max(spans[names[1]]):.2f})") in text
     old_layout = [r["validation_mean"] for r in round4["runs"] if r["candidate"] == "all-layers-b32"]
+    assert f"on the old layout, averages {three_seed_mean(round4, 'all-layers-b32', lambda r: r['validation_mean']):.2f}" in text
     assert all(min(old_layout) <= runs[("control-all-layers", s)]["validation_mean"] <= max(old_layout) for s in seeds)
-    assert "(the control on the new layout lands inside the old layout's seed-to-seed spread)" in text
+    assert f"inside the old layout's seed-to-seed spread ({min(old_layout):.2f}-{max(old_layout):.2f})" in text
+    times = [r["train_runtime_seconds"] for r in round6["runs"]]
+    assert f"`train_runtime` ran {min(times):,.0f}-{max(times):,.0f} s" in text
     assert {r["cpu"]["model_name"] for r in round6["runs"]} == {r["cpu"]["model_name"] for r in round4["runs"]}
     assert all(r["cpu"]["amx"] for r in round6["runs"])
-    assert round6["test"] is None and "round 6's choice" not in text
