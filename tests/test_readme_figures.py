@@ -352,7 +352,7 @@ def test_throughput_sentences_are_their_json():
     assert sum(r >= 3.5 for r in ratios) == 1
     assert f"in neither ({fast_shared_share(amx_all)[1]:.0%})" in text and fast_shared_share(amx_all)[1] < 0.55
     amx_run = json.loads((RESULTS / "cpu_recipe_selection" / "reproduction" / "round3_clean-b32-more_seed42_amx.json").read_text())
-    assert f"The main command's training took {amx_run['train_runtime']:,.0f} s there" in text
+    assert f"Round 3's main command trained in {amx_run['train_runtime']:,.0f} s there" in text
     # The AVX2 run timed LoRA on the last 20 layers, so the estimate is for round 3's recipe.
     rows = json.loads((RESULTS / ROUNDS[3][0] / "seed42" / "fingpt_run.json").read_text())["mixture"]["total_rows"]
     assert "--batch-size 16 " in avx2["command"] and "--lora-top-layers 20" in avx2["command"]
