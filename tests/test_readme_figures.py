@@ -438,14 +438,24 @@ def test_round3_seed_42_trained_again_gives_its_recorded_validation_figures():
     assert f"{reproduction['train_runtime']:,.0f} s of training" in " ".join(README.split())
 
 
-def test_fresh_machine_reproduction_equals_the_committed_seed_42():
-    reproduction = json.loads((RESULTS / "cpu_default" / "reproduction" / "seed42_fresh_machine.json").read_text())
-    committed = json.loads((RESULTS / "cpu_default" / "seed42" / "results.json").read_text())["results"]
-    run = json.loads((RESULTS / "cpu_default" / "seed42" / "fingpt_run.json").read_text())
+@pytest.mark.parametrize("directory, name", [("cpu_default", "seed42_fresh_machine.json"),
+                                             ("cpu_default_round6", "seed42_main_command.json")])
+def test_main_command_reproduction_equals_the_committed_seed_42(directory, name):
+    """The README's main command run again gave the committed seed 42's figures (round 6's also its adapter)."""
+    reproduction = json.loads((RESULTS / directory / "reproduction" / name).read_text())
+    committed = json.loads((RESULTS / directory / "seed42" / "results.json").read_text())["results"]
+    run = json.loads((RESULTS / directory / "seed42" / "fingpt_run.json").read_text())
     assert reproduction["mixture_content_hash"] == run["mixture"]["content_hash"]
-    for name in BENCHMARKS:
-        assert reproduction["results"]["results"][name]["metrics"] == committed[name]["metrics"], name
-    assert f"{reproduction['train_runtime']:,.0f} s of training" in " ".join(README.split())
+    assert reproduction["command"].endswith("bash scripts/run_default.sh")
+    for benchmark in BENCHMARKS:
+        assert reproduction["results"]["results"][benchmark]["metrics"] == committed[benchmark]["metrics"], benchmark
+    text = " ".join(README.split())
+    assert f"{reproduction['train_runtime']:,.0f} s of training" in text
+    if directory == ROUNDS[max(ROUNDS)][0]:
+        hashes = {r["adapter"]["hash"] for r in (*committed.values(), *reproduction["results"]["results"].values())}
+        assert len(hashes) == 1 and "byte for byte equal to the committed seed 42's" in text
+        assert f"{reproduction['wall_seconds_whole_command'] / 60:.1f} minutes for the whole command" in text
+        assert reproduction["cpu"]["amx"]
 
 
 def test_round3_seed_42_on_an_amx_cpu_is_stated_as_measured():
