@@ -103,3 +103,17 @@ def test_round_6_control_is_round_4s_choice_and_its_candidate_moves_tfns_draws_t
     assert [_weights(before), _weights(after)] == [{"fpb": 1.05, "fiqa": 2.85, "tfns": 1.18, "nwgi": 1},
                                                    {"fpb": 1.5, "fiqa": 2.85, "tfns": 1.01, "nwgi": 1}]
     assert {script.round_of("control-all-layers"), script.round_of("all-layers-fpb15")} == {6}
+
+
+def test_round_7_candidate_adds_fiqa_rows_to_round_6s_choice():
+    """Round 7's yardstick is round 6's record of its choice: the candidate differs from it only in FiQA-SA's
+    weight (more rows, more steps), and the shipped recipe is round 6's choice until round 7 beats it."""
+    import yaml
+
+    script = _script()
+    [(before, after)] = _changed(script, "all-layers-fpb15", "fpb15-fiqa8-more").values()
+    assert [_weights(before), _weights(after)] == [{"fpb": 1.5, "fiqa": 2.85, "tfns": 1.01, "nwgi": 1},
+                                                   {"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1}]
+    assert script.round_of("fpb15-fiqa8-more") == 7
+    shipped = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
+    assert shipped["dataset_mixture"] == {**script.CANDIDATES["all-layers-fpb15"]["dataset_mixture"], "seed": 42}
