@@ -385,7 +385,7 @@ def test_batch_32_first_run_sentence_is_its_json():
     assert f"({share:.0%}; the other is {100 * fast_shared_share(second)[1]:.1f}%)" in text
 
 
-
+def test_batch_size_throughput_sentence_is_its_json():
     """Round 3's reason for batches of 32: the two fast-shared runs' samples/s, as committed."""
     samples = {batch: json.loads((RESULTS / "train_throughput" / f"cpu_fast_shared_batch{batch}.json").read_text())
                for batch in (16, 32)}
