@@ -117,3 +117,13 @@ def test_round_7_candidate_adds_fiqa_rows_to_round_6s_choice():
     assert script.round_of("fpb15-fiqa8-more") == 7
     shipped = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
     assert shipped["dataset_mixture"] == {**script.CANDIDATES["all-layers-fpb15"]["dataset_mixture"], "seed": 42}
+
+
+def test_round_8_candidate_adds_fpb_rows_to_round_7s_choice():
+    """Round 8's yardstick is round 7's record of its choice: the candidate differs from it only in FPB's weight."""
+    script = _script()
+    [(before, after)] = _changed(script, "fpb15-fiqa8-more", "fpb2-fiqa8-more").values()
+    assert [_weights(before), _weights(after)] == [{"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1},
+                                                   {"fpb": 2.0, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1}]
+    assert script.round_of("fpb2-fiqa8-more") == 8
+    assert script.record_path("fpb2-fiqa8-more").name == "selection_round8.json"
