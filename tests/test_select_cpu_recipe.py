@@ -107,7 +107,7 @@ def test_round_6_control_is_round_4s_choice_and_its_candidate_moves_tfns_draws_t
 
 def test_round_7_candidate_adds_fiqa_rows_to_round_6s_choice():
     """Round 7's yardstick is round 6's record of its choice: the candidate differs from it only in FiQA-SA's
-    weight (more rows, more steps), and the shipped recipe is round 6's choice until round 7 beats it."""
+    weight (more rows, more steps); having beaten it on validation, it is the shipped recipe."""
     import yaml
 
     script = _script()
@@ -116,7 +116,7 @@ def test_round_7_candidate_adds_fiqa_rows_to_round_6s_choice():
                                                    {"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1}]
     assert script.round_of("fpb15-fiqa8-more") == 7
     shipped = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
-    assert shipped["dataset_mixture"] == {**script.CANDIDATES["all-layers-fpb15"]["dataset_mixture"], "seed": 42}
+    assert shipped["dataset_mixture"] == {**script.CANDIDATES["fpb15-fiqa8-more"]["dataset_mixture"], "seed": 42}
 
 
 def test_round_8_candidate_adds_fpb_rows_to_round_7s_choice():
