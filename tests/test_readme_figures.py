@@ -50,7 +50,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round4.json", "cpu-recipe-selection-round4"),
                     ("selection_round5.json", "cpu-recipe-selection-round5"),
                     ("selection_round6.json", "cpu-recipe-selection-round6"),
-                    ("selection_round7.json", "cpu-recipe-selection-round7")]
+                    ("selection_round7.json", "cpu-recipe-selection-round7"),
+                    ("selection_round8.json", "cpu-recipe-selection-round8")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -598,3 +599,28 @@ def test_round7_chose_on_validation_as_its_rule_says():
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`), against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
     assert {r["cpu"]["model_name"] for r in round7["runs"]} == {r["cpu"]["model_name"] for r in round6["runs"]}
     assert all(r["cpu"]["amx"] for r in round7["runs"])
+
+
+def test_round8_so_far_is_the_record():
+    """Round 8 is under way: its candidate's seeds so far against round 7's record of its choice, seed for
+    seed and as the mean of the three sets over the same seeds; the rule's bar is that record's three-seed
+    mean; the CPU is of round 7's kind; no test phase yet."""
+    selection = RESULTS / "cpu_recipe_selection"
+    round7 = json.loads((selection / "selection_round7.json").read_text())
+    round8 = json.loads((selection / "selection_round8.json").read_text())
+    assert {r["candidate"] for r in round8["runs"]} == {"fpb2-fiqa8-more"} and round8["test"] is None
+    mine = {r["seed"]: r for r in round8["runs"]}
+    theirs = {r["seed"]: r for r in round7["runs"] if r["candidate"] == "fpb15-fiqa8-more"}
+    seeds = sorted(mine)
+    assert 1 <= len(seeds) < 3 and set(seeds) <= set(theirs)
+    text = " ".join(README.split())
+    shown_seeds = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]} and {seeds[1]}"
+    assert f"So far ({shown_seeds}): {seed_for_seed(mine, theirs, seeds)} seed for seed against round 7's choice" in text
+    mean = {name: sum(record[s]["validation_mean"] for s in seeds) / len(seeds) for name, record in (("mine", mine), ("theirs", theirs))}
+    assert f"the mean of the three sets {mean['mine']:.2f} against {mean['theirs']:.2f}; nothing is chosen yet" in text
+    bar = three_seed_mean(round7, "fpb15-fiqa8-more", lambda r: r["validation_mean"])
+    assert f"higher than round 7's choice's ({bar:.2f})" in text
+    for s in seeds:  # the training times it states are each run's train_runtime
+        assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
+    assert {r["cpu"]["model_name"] for r in round8["runs"]} == {r["cpu"]["model_name"] for r in round7["runs"]}
+    assert all(r["cpu"]["amx"] for r in round8["runs"])
