@@ -572,16 +572,24 @@ def test_round6_chose_on_validation_as_its_rule_says():
     assert all(r["cpu"]["amx"] for r in round6["runs"])
 
 
+def runs_against_yardstick(record_name: str, candidate: str, yardstick_name: str, yardstick: str) -> tuple[dict, dict, dict, dict]:
+    """A round with one candidate and the earlier record of the choice it is measured against: both records, and
+    each one's runs by seed. The round ran on the yardstick's kind of CPU (AMX), which makes the comparison fair."""
+    selection = RESULTS / "cpu_recipe_selection"
+    record, earlier = (json.loads((selection / name).read_text()) for name in (record_name, yardstick_name))
+    assert {r["candidate"] for r in record["runs"]} == {candidate}
+    assert {r["cpu"]["model_name"] for r in record["runs"]} == {r["cpu"]["model_name"] for r in earlier["runs"]}
+    assert all(r["cpu"]["amx"] for r in record["runs"])
+    return (record, earlier, {r["seed"]: r for r in record["runs"]},
+            {r["seed"]: r for r in earlier["runs"] if r["candidate"] == yardstick})
+
+
 def test_round7_chose_on_validation_as_its_rule_says():
     """Round 7's rule: its candidate is tested, once, only if its mean over seeds 42-44 of the validation means
     beats round 6's record of its choice (same code, same CPU kind). The README gives both means, each set's
     change seed for seed, the seeds' spans and each seed's training time against round 6's."""
-    selection = RESULTS / "cpu_recipe_selection"
-    round6 = json.loads((selection / "selection_round6.json").read_text())
-    round7 = json.loads((selection / "selection_round7.json").read_text())
-    assert {r["candidate"] for r in round7["runs"]} == {"fpb15-fiqa8-more"}
-    mine = {r["seed"]: r for r in round7["runs"]}
-    theirs = {r["seed"]: r for r in round6["runs"] if r["candidate"] == "all-layers-fpb15"}
+    round7, round6, mine, theirs = runs_against_yardstick("selection_round7.json", "fpb15-fiqa8-more",
+                                                          "selection_round6.json", "all-layers-fpb15")
     seeds = [42, 43, 44]
     assert sorted(mine) == sorted(theirs) == seeds
     mean = {name: three_seed_mean(record, candidate, lambda r: r["validation_mean"])
@@ -598,20 +606,15 @@ def test_round7_chose_on_validation_as_its_rule_says():
             f"{min(spans['theirs']):.2f}-{max(spans['theirs']):.2f})") in text
     for s in seeds:  # the training times it states are each run's train_runtime
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`), against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
-    assert {r["cpu"]["model_name"] for r in round7["runs"]} == {r["cpu"]["model_name"] for r in round6["runs"]}
-    assert all(r["cpu"]["amx"] for r in round7["runs"])
 
 
 def test_round8_so_far_is_the_record():
     """Round 8 is under way: its candidate's seeds so far against round 7's record of its choice, seed for
     seed and as the mean of the three sets over the same seeds; the rule's bar is that record's three-seed
     mean; the CPU is of round 7's kind; no test phase yet."""
-    selection = RESULTS / "cpu_recipe_selection"
-    round7 = json.loads((selection / "selection_round7.json").read_text())
-    round8 = json.loads((selection / "selection_round8.json").read_text())
-    assert {r["candidate"] for r in round8["runs"]} == {"fpb2-fiqa8-more"} and round8["test"] is None
-    mine = {r["seed"]: r for r in round8["runs"]}
-    theirs = {r["seed"]: r for r in round7["runs"] if r["candidate"] == "fpb15-fiqa8-more"}
+    round8, round7, mine, theirs = runs_against_yardstick("selection_round8.json", "fpb2-fiqa8-more",
+                                                          "selection_round7.json", "fpb15-fiqa8-more")
+    assert round8["test"] is None
     seeds = sorted(mine)
     assert 1 <= len(seeds) < 3 and set(seeds) <= set(theirs)
     text = " ".join(README.split())
@@ -625,5 +628,3 @@ def test_round8_so_far_is_the_record():
         assert f"to beat {bar:.2f} over three seeds it needs a validation mean above {3 * bar - sum(mine[s]['validation_mean'] for s in seeds):.2f}" in text
     for s in seeds:  # the training times it states are each run's train_runtime
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
-    assert {r["cpu"]["model_name"] for r in round8["runs"]} == {r["cpu"]["model_name"] for r in round7["runs"]}
-    assert all(r["cpu"]["amx"] for r in round8["runs"])
