@@ -143,3 +143,10 @@ def test_round_9_candidate_moves_tfns_draws_to_fiqa_in_round_7s_budget():
     assert drawn == [19921, 19921]
     assert script.round_of("fiqa12-tfns064") == 9
     assert script.record_path("fiqa12-tfns064").name == "selection_round9.json"
+
+
+def test_round_10_candidate_changes_only_round_7s_learning_rate():
+    script = _script()
+    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-lr3e-3") == {"learning_rate": (2.0e-3, 3.0e-3)}
+    assert script.round_of("fiqa8-lr3e-3") == 10
+    assert script.record_path("fiqa8-lr3e-3").name == "selection_round10.json"
