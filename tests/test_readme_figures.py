@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round5.json", "cpu-recipe-selection-round5"),
                     ("selection_round6.json", "cpu-recipe-selection-round6"),
                     ("selection_round7.json", "cpu-recipe-selection-round7"),
-                    ("selection_round8.json", "cpu-recipe-selection-round8")]
+                    ("selection_round8.json", "cpu-recipe-selection-round8"),
+                    ("selection_round9.json", "cpu-recipe-selection-round9")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -626,4 +628,30 @@ def test_round8_kept_round_7s_choice_as_its_rule_says():
             f"sets {mean['mine']:.2f} against {mean['theirs']:.2f}. So **round 7's choice stays**") in text
     assert "the test sets were not looked at for round 8" in text
     for s in seeds:  # the training times it states are each run's train_runtime
+        assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
+
+
+def test_round9_stopped_when_its_last_seed_could_not_meet_the_rule():
+    """Round 9's rule is round 8's (beat round 7's three-seed validation mean); after seeds 42-43 the mean seed 44
+    would have needed is above every run any record holds, so it stopped there, with no test. The README gives
+    the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
+    round9, round7, mine, theirs = runs_against_yardstick("selection_round9.json", "fiqa12-tfns064",
+                                                          "selection_round7.json", "fpb15-fiqa8-more")
+    seeds = [42, 43]
+    assert sorted(mine) == seeds and round9["test"] is None
+    bar = three_seed_mean(round7, "fpb15-fiqa8-more", lambda r: r["validation_mean"])
+    needed = 3 * bar - sum(mine[s]["validation_mean"] for s in seeds)
+    recorded = [r["validation_mean"] for path in (RESULTS / "cpu_recipe_selection").glob("selection*.json")
+                for r in json.loads(path.read_text())["runs"]]
+    assert needed > max(recorded)
+    text = " ".join(README.split())
+    # The records hold two decimals, so the two-seed means are exact in decimal (84.975 is shown 84.98, half up).
+    mean = {name: (sum(Decimal(str(record[s]["validation_mean"])) for s in seeds) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            for name, record in (("mine", mine), ("theirs", theirs))}
+    assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round 7's choice, and the mean of the three "
+            f"sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
+    assert (f"seed 44 would have needed a validation mean above {needed:.2f}, higher than any of the {len(recorded)} "
+            f"runs recorded in rounds 1-9 (the highest, {max(recorded):.2f}, is round 1's") in text
+    assert f"higher than round 7's choice's ({bar:.2f})" in text and "the test sets were not looked at for round 9" in text
+    for s in seeds:
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
