@@ -53,7 +53,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round6.json", "cpu-recipe-selection-round6"),
                     ("selection_round7.json", "cpu-recipe-selection-round7"),
                     ("selection_round8.json", "cpu-recipe-selection-round8"),
-                    ("selection_round9.json", "cpu-recipe-selection-round9")]
+                    ("selection_round9.json", "cpu-recipe-selection-round9"),
+                    ("selection_round10.json", "cpu-recipe-selection-round10")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -631,17 +632,18 @@ def test_round8_kept_round_7s_choice_as_its_rule_says():
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
 
-def test_round9_stopped_when_its_last_seed_could_not_meet_the_rule():
-    """Round 9's rule is round 8's (beat round 7's three-seed validation mean); after seeds 42-43 the mean seed 44
-    would have needed is above every run any record holds, so it stopped there, with no test. The README gives
-    the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
-    round9, round7, mine, theirs = runs_against_yardstick("selection_round9.json", "fiqa12-tfns064",
+@pytest.mark.parametrize("round_number, candidate", [(9, "fiqa12-tfns064"), (10, "fiqa8-lr3e-3")])
+def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, candidate):
+    """Rounds 9 and 10 have round 8's rule (beat round 7's three-seed validation mean); after seeds 42-43 the mean
+    seed 44 would have needed was above every run the records held, so each stopped there, with no test. The README
+    gives the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
+    record, round7, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
                                                           "selection_round7.json", "fpb15-fiqa8-more")
     seeds = [42, 43]
-    assert sorted(mine) == seeds and round9["test"] is None
+    assert sorted(mine) == seeds and record["test"] is None
     bar = three_seed_mean(round7, "fpb15-fiqa8-more", lambda r: r["validation_mean"])
     needed = 3 * bar - sum(mine[s]["validation_mean"] for s in seeds)
-    records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, 10))]  # rounds 1-9, as it stopped
+    records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, round_number + 1))]  # when it stopped
     recorded = [r["validation_mean"] for name in records
                 for r in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]]
     assert needed > max(recorded)
@@ -652,7 +654,7 @@ def test_round9_stopped_when_its_last_seed_could_not_meet_the_rule():
     assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round 7's choice, and the mean of the three "
             f"sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
     assert (f"seed 44 would have needed a validation mean above {needed:.2f}, higher than any of the {len(recorded)} "
-            f"runs recorded in rounds 1-9 (the highest, {max(recorded):.2f}, is round 1's") in text
-    assert f"higher than round 7's choice's ({bar:.2f})" in text and "the test sets were not looked at for round 9" in text
+            f"runs recorded in rounds 1-{round_number} (the highest, {max(recorded):.2f}, is round 1's") in text
+    assert f"higher than round 7's choice's ({bar:.2f})" in text and f"the test sets were not looked at for round {round_number}" in text
     for s in seeds:
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
