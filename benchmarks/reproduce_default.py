@@ -29,6 +29,7 @@ from typing import Any
 
 from fingpt_hf.io import atomic_write_json
 from fingpt_hf.provenance import read_run_info
+from select_cpu_recipe import trainer_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_COMMAND = "bash scripts/run_default.sh"
@@ -60,7 +61,7 @@ def reproduction_record(out: Path, wall_seconds: float, what: str) -> dict[str, 
         "cpu": run["cpu"],
         "mixture_content_hash": run["mixture"]["content_hash"],
         "results": json.loads(results_path.read_text()),
-        "train_runtime": round(next(h["train_runtime"] for h in reversed(run["log_history"]) if "train_runtime" in h), 1),
+        "train_runtime": trainer_runtime(run),
         "versions": run["versions"],
         "wall_seconds_whole_command": round(wall_seconds, 0),
         "what": what,

@@ -282,10 +282,15 @@ def run(name: str, seeds: list[int], out: Path) -> None:
 
 
 def train_runtime(adapter: Path) -> float:
-    """The trainer's own ``train_runtime`` (training alone: no loading, compiling or saving)."""
+    """The trainer's own ``train_runtime`` of the run in ``adapter``."""
     info = read_run_info(adapter)
     if info is None:
         raise SystemExit(f"error: {adapter} has no readable fingpt_run.json; was it trained by recipes/sft.py?")
+    return trainer_runtime(info)
+
+
+def trainer_runtime(info: dict[str, Any]) -> float:
+    """``train_runtime`` from a run's fingpt_run.json (training alone: no loading, compiling or saving), to 0.1 s."""
     return round(next(h["train_runtime"] for h in reversed(info["log_history"]) if "train_runtime" in h), 1)
 
 

@@ -589,6 +589,12 @@ def runs_against_yardstick(record_name: str, candidate: str, yardstick_name: str
             {r["seed"]: r for r in earlier["runs"] if r["candidate"] == yardstick})
 
 
+def validation_means(record: dict, candidate: str, earlier: dict, yardstick: str) -> dict[str, float]:
+    """The two three-seed means of the validation mean a round's rule compares: the candidate's and the yardstick's."""
+    return {"mine": three_seed_mean(record, candidate, lambda r: r["validation_mean"]),
+            "theirs": three_seed_mean(earlier, yardstick, lambda r: r["validation_mean"])}
+
+
 def test_round7_chose_on_validation_as_its_rule_says():
     """Round 7's rule: its candidate is tested, once, only if its mean over seeds 42-44 of the validation means
     beats round 6's record of its choice (same code, same CPU kind). The README gives both means, each set's
@@ -597,8 +603,7 @@ def test_round7_chose_on_validation_as_its_rule_says():
                                                           "selection_round6.json", "all-layers-fpb15")
     seeds = [42, 43, 44]
     assert sorted(mine) == sorted(theirs) == seeds
-    mean = {name: three_seed_mean(record, candidate, lambda r: r["validation_mean"])
-            for name, record, candidate in (("mine", round7, "fpb15-fiqa8-more"), ("theirs", round6, "all-layers-fpb15"))}
+    mean = validation_means(round7, "fpb15-fiqa8-more", round6, "all-layers-fpb15")
     chosen = mean["mine"] > mean["theirs"]
     assert (round7["test"] is not None) == chosen and (not chosen or round7["test"]["seeds"] == seeds)
     text = " ".join(README.split())
@@ -621,8 +626,7 @@ def test_round8_kept_round_7s_choice_as_its_rule_says():
                                                           "selection_round7.json", "fpb15-fiqa8-more")
     seeds = [42, 43, 44]
     assert sorted(mine) == sorted(theirs) == seeds
-    mean = {name: three_seed_mean(record, candidate, lambda r: r["validation_mean"])
-            for name, record, candidate in (("mine", round8, "fpb2-fiqa8-more"), ("theirs", round7, "fpb15-fiqa8-more"))}
+    mean = validation_means(round8, "fpb2-fiqa8-more", round7, "fpb15-fiqa8-more")
     assert mean["mine"] <= mean["theirs"] and round8["test"] is None
     text = " ".join(README.split())
     assert f"higher than round 7's choice's ({mean['theirs']:.2f})" in text
