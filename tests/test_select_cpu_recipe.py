@@ -150,3 +150,10 @@ def test_round_10_candidate_changes_only_round_7s_learning_rate():
     assert _changed(script, "fpb15-fiqa8-more", "fiqa8-lr3e-3") == {"learning_rate": (2.0e-3, 3.0e-3)}
     assert script.round_of("fiqa8-lr3e-3") == 10
     assert script.record_path("fiqa8-lr3e-3").name == "selection_round10.json"
+
+
+def test_round_11_candidate_changes_only_round_7s_learning_rate():
+    script = _script()
+    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-lr15e-4") == {"learning_rate": (2.0e-3, 1.5e-3)}
+    assert script.round_of("fiqa8-lr15e-4") == 11
+    assert script.record_path("fiqa8-lr15e-4").name == "selection_round11.json"
