@@ -157,3 +157,10 @@ def test_round_11_candidate_changes_only_round_7s_learning_rate():
     assert _changed(script, "fpb15-fiqa8-more", "fiqa8-lr15e-4") == {"learning_rate": (2.0e-3, 1.5e-3)}
     assert script.round_of("fiqa8-lr15e-4") == 11
     assert script.record_path("fiqa8-lr15e-4").name == "selection_round11.json"
+
+
+def test_round_12_candidate_changes_only_round_7s_lora_rank_keeping_alpha_over_r():
+    script = _script()
+    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-r8") == {"lora_r": (16, 8), "lora_alpha": (32, 16)}
+    assert script.round_of("fiqa8-r8") == 12
+    assert script.record_path("fiqa8-r8").name == "selection_round12.json"
