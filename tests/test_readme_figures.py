@@ -55,7 +55,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round8.json", "cpu-recipe-selection-round8"),
                     ("selection_round9.json", "cpu-recipe-selection-round9"),
                     ("selection_round10.json", "cpu-recipe-selection-round10"),
-                    ("selection_round11.json", "cpu-recipe-selection-round11")]
+                    ("selection_round11.json", "cpu-recipe-selection-round11"),
+                    ("selection_round12.json", "cpu-recipe-selection-round12")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -638,11 +639,12 @@ def test_round8_kept_round_7s_choice_as_its_rule_says():
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
 
-@pytest.mark.parametrize("round_number, candidate", [(9, "fiqa12-tfns064"), (10, "fiqa8-lr3e-3"), (11, "fiqa8-lr15e-4")])
+@pytest.mark.parametrize("round_number, candidate", [(9, "fiqa12-tfns064"), (10, "fiqa8-lr3e-3"), (11, "fiqa8-lr15e-4"),
+                                                     (12, "fiqa8-r8")])
 def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, candidate):
-    """Rounds 9-11 have round 8's rule (beat round 7's three-seed validation mean); after seeds 42-43 the mean
-    seed 44 would have needed was above every run the records held, so each stopped there, with no test (round 11
-    wrote that stop into its rule beforehand). The README
+    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean); after seeds 42-43 the mean
+    seed 44 would have needed was above every run the records held, so each stopped there, with no test (rounds 11
+    and 12 wrote that stop into their rule beforehand). The README
     gives the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
     record, round7, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
                                                           "selection_round7.json", "fpb15-fiqa8-more")
