@@ -164,3 +164,10 @@ def test_round_12_candidate_changes_only_round_7s_lora_rank_keeping_alpha_over_r
     assert _changed(script, "fpb15-fiqa8-more", "fiqa8-r8") == {"lora_r": (16, 8), "lora_alpha": (32, 16)}
     assert script.round_of("fiqa8-r8") == 12
     assert script.record_path("fiqa8-r8").name == "selection_round12.json"
+
+
+def test_round_13_candidate_changes_only_round_7s_warmup():
+    script = _script()
+    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-warmup10") == {"warmup_steps": (0.03, 0.1)}
+    assert script.round_of("fiqa8-warmup10") == 13
+    assert script.record_path("fiqa8-warmup10").name == "selection_round13.json"
