@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmark_scripts import load_benchmark_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,29 +147,14 @@ def test_round_9_candidate_moves_tfns_draws_to_fiqa_in_round_7s_budget():
     assert script.record_path("fiqa12-tfns064").name == "selection_round9.json"
 
 
-def test_round_10_candidate_changes_only_round_7s_learning_rate():
+@pytest.mark.parametrize("round_number, candidate, changes", [
+    (10, "fiqa8-lr3e-3", {"learning_rate": (2.0e-3, 3.0e-3)}),
+    (11, "fiqa8-lr15e-4", {"learning_rate": (2.0e-3, 1.5e-3)}),
+    (12, "fiqa8-r8", {"lora_r": (16, 8), "lora_alpha": (32, 16)}),  # the same alpha/r
+    (13, "fiqa8-warmup10", {"warmup_steps": (0.03, 0.1)}),
+])
+def test_later_rounds_change_only_the_settings_they_name_in_round_7s_choice(round_number, candidate, changes):
     script = _script()
-    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-lr3e-3") == {"learning_rate": (2.0e-3, 3.0e-3)}
-    assert script.round_of("fiqa8-lr3e-3") == 10
-    assert script.record_path("fiqa8-lr3e-3").name == "selection_round10.json"
-
-
-def test_round_11_candidate_changes_only_round_7s_learning_rate():
-    script = _script()
-    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-lr15e-4") == {"learning_rate": (2.0e-3, 1.5e-3)}
-    assert script.round_of("fiqa8-lr15e-4") == 11
-    assert script.record_path("fiqa8-lr15e-4").name == "selection_round11.json"
-
-
-def test_round_12_candidate_changes_only_round_7s_lora_rank_keeping_alpha_over_r():
-    script = _script()
-    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-r8") == {"lora_r": (16, 8), "lora_alpha": (32, 16)}
-    assert script.round_of("fiqa8-r8") == 12
-    assert script.record_path("fiqa8-r8").name == "selection_round12.json"
-
-
-def test_round_13_candidate_changes_only_round_7s_warmup():
-    script = _script()
-    assert _changed(script, "fpb15-fiqa8-more", "fiqa8-warmup10") == {"warmup_steps": (0.03, 0.1)}
-    assert script.round_of("fiqa8-warmup10") == 13
-    assert script.record_path("fiqa8-warmup10").name == "selection_round13.json"
+    assert _changed(script, "fpb15-fiqa8-more", candidate) == changes
+    assert script.round_of(candidate) == round_number
+    assert script.record_path(candidate).name == f"selection_round{round_number}.json"
