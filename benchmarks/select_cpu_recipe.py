@@ -32,10 +32,8 @@ with more steps, with round 7's record (not chosen); round 9 (``selection_round9
 times, paid for with TFNS draws, with round 7's record (not chosen); round 10 (``selection_round10.json``) compares
 learning rate 3e-3 with round 7's record (not chosen); round 11 (``selection_round11.json``) compares learning
 rate 1.5e-3 with round 7's record (not chosen); round 12 (``selection_round12.json``) compares LoRA rank 8 with
-round 7's record (not chosen); round 13 (``selection_round13.json``) compares 10% warmup with round 7's record (chosen on validation; test
-phase pending).
-The record
-(``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
+round 7's record (not chosen); round 13 (``selection_round13.json``) compares 10% warmup with round 7's record
+(chosen on validation; test phase pending). The record (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
 ``benchmarks/results/cpu_default/summary.json``. Finished runs are skipped, so a killed command

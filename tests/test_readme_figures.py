@@ -600,6 +600,12 @@ def validation_means(record: dict, candidate: str, earlier: dict, yardstick: str
             "theirs": three_seed_mean(earlier, yardstick, lambda r: r["validation_mean"])}
 
 
+def validation_spans(mine: dict[int, dict], theirs: dict[int, dict], seeds: list[int]) -> dict[str, str]:
+    """The lowest-highest validation mean over the seeds, as the README writes it, for the candidate and the yardstick."""
+    values = {name: [runs[s]["validation_mean"] for s in seeds] for name, runs in (("mine", mine), ("theirs", theirs))}
+    return {name: f"{min(v):.2f}-{max(v):.2f}" for name, v in values.items()}
+
+
 def test_round7_chose_on_validation_as_its_rule_says():
     """Round 7's rule: its candidate is tested, once, only if its mean over seeds 42-44 of the validation means
     beats round 6's record of its choice (same code, same CPU kind). The README gives both means, each set's
@@ -615,10 +621,9 @@ def test_round7_chose_on_validation_as_its_rule_says():
     assert f"higher than round 6's choice's ({mean['theirs']:.2f})" in text
     assert f"{seed_for_seed(mine, theirs, seeds)} seed for seed, and the mean of the three sets {mean['mine']:.2f} against {mean['theirs']:.2f}" in text
     assert ("So **`fpb15-fiqa8-more` is round 7's choice**" in text) == chosen
-    spans = {name: [record[s]["validation_mean"] for s in seeds] for name, record in (("mine", mine), ("theirs", theirs))}
+    spans = validation_spans(mine, theirs, seeds)
     assert (f"the margin ({mean['mine'] - mean['theirs']:.2f}) is about the seeds' spans (the candidate's "
-            f"{min(spans['mine']):.2f}-{max(spans['mine']):.2f}, round 6's choice's "
-            f"{min(spans['theirs']):.2f}-{max(spans['theirs']):.2f})") in text
+            f"{spans['mine']}, round 6's choice's {spans['theirs']})") in text
     for s in seeds:  # the training times it states are each run's train_runtime
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`), against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
@@ -643,10 +648,9 @@ def test_three_seed_round_against_round_7s_choice_as_its_rule_says(round_number,
     if not chosen:
         assert record["test"] is None and f"the test sets were not looked at for round {round_number}" in text
     else:
-        spans = {name: [r[s]["validation_mean"] for s in seeds] for name, r in (("mine", mine), ("theirs", theirs))}
+        spans = validation_spans(mine, theirs, seeds)
         assert (f"The margin ({mean['mine'] - mean['theirs']:.2f}) is far inside the spread of either recipe's seeds "
-                f"(this candidate's {min(spans['mine']):.2f}-{max(spans['mine']):.2f}, round 7's choice's "
-                f"{min(spans['theirs']):.2f}-{max(spans['theirs']):.2f})") in text
+                f"(this candidate's {spans['mine']}, round 7's choice's {spans['theirs']})") in text
         assert record["test"] is not None or f"round {round_number}'s test phase has not run yet" in text
     for s in seeds:  # the training times it states are each run's train_runtime
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
