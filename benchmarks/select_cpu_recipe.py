@@ -37,7 +37,9 @@ round 7's record (not chosen); round 13 (``selection_round13.json``) compares 10
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
 ``benchmarks/results/cpu_default/summary.json``. Finished runs are skipped, so a killed command
-continues where it stopped.
+continues where it stopped. A recorded run whose directory was lost (``--out`` is not committed) is rebuilt
+by ``run`` (its time and validation figures go under the run's ``rebuilt``), and ``test`` refuses any
+adapter whose validation figures are not the record's, before it looks at a test row.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ ALL_LAYERS_FPB15 = {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32,
                     "dataset_mixture": mixture(1.5, 2.85, 1.01, exclude_scored_texts=True)}
 # Round 7's choice (the recipe shipped after it), which round 8's candidate changes one setting of.
 FPB15_FIQA8 = {**ALL_LAYERS_FPB15, "dataset_mixture": mixture(1.5, 8.0, 1.01, exclude_scored_texts=True)}
+# Rounds 1-12 ran with the base recipe's warmup at the time (3% of the steps); their candidates keep it whatever the
+# base recipe says now.
+EARLIER_WARMUP = 0.03
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
@@ -270,6 +275,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def candidate_recipe(name: str, seed: int) -> dict[str, Any]:
     recipe = yaml.safe_load(BASE_RECIPE.read_text())
+    recipe["warmup_steps"] = EARLIER_WARMUP  # unless the candidate names its own
     for key, value in copy.deepcopy(CANDIDATES[name]).items():
         recipe[key] = value
     recipe["seed"] = seed
@@ -293,31 +299,56 @@ def evaluate(adapter: Path, split: str, datasets: tuple[str, ...], output_dir: P
     return output_dir / "results.json"
 
 
+def recorded_run(record: dict[str, Any], name: str, seed: int) -> dict[str, Any] | None:
+    return next((r for r in record["runs"] if r["candidate"] == name and r["seed"] == seed), None)
+
+
+def adapter_file(directory: Path) -> Path:
+    return directory / "adapter" / "adapter_model.safetensors"
+
+
+def check_reproduced(recorded: dict[str, Any], validation: dict[str, float]) -> None:
+    """Refuse an adapter whose validation figures are not the record's: test must score the runs that were chosen.
+
+    An adapter rebuilt after its directory was lost (another session or machine) is that run only if it scores
+    the validation rows to the recorded figures."""
+    if validation != recorded["validation_f1_weighted"]:
+        raise SystemExit(f"error: {recorded['candidate']} seed {recorded['seed']}: this adapter scores validation "
+                         f"{validation}, the record {recorded['validation_f1_weighted']}; it is not the recorded run, "
+                         "so its test figures would not be the chosen run's")
+
+
 def run(name: str, seeds: list[int], out: Path) -> None:
     record = read_record(name)
     for seed in seeds:
-        if any(r["candidate"] == name and r["seed"] == seed for r in record["runs"]):
+        directory = run_dir(out, name, seed)
+        recorded = recorded_run(record, name, seed)
+        if recorded is not None and (directory / "validation" / "results.json").exists():
             print(f"{name} seed {seed}: already in the record, skipped")
             continue
-        directory = run_dir(out, name, seed)
         directory.mkdir(parents=True, exist_ok=True)
         recipe_path = directory / "recipe.yaml"
         recipe_path.write_text(yaml.safe_dump(candidate_recipe(name, seed), sort_keys=False))
         started = time.monotonic()
-        trained_here = not (directory / "adapter" / "adapter_model.safetensors").exists()
+        trained_here = not adapter_file(directory).exists()
         if trained_here:
             subprocess.run([sys.executable, str(ROOT / "recipes" / "sft.py"), "--config", str(recipe_path),
                             "--output_dir", str(directory / "adapter")], check=True, cwd=ROOT)
         # A finished adapter left by an earlier (killed) command is not retrained: its command time is unknown.
         train_seconds = round(time.monotonic() - started, 1) if trained_here else None
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
+        measured = {"train_command_seconds": train_seconds, "train_runtime_seconds": train_runtime(directory / "adapter"),
+                    "validation_f1_weighted": validation, "cpu": cpu_description(), "output_dir": _shown(directory)}
         record = read_record(name)
-        record["runs"].append({"candidate": name, "seed": seed, "changes": CANDIDATES[name],
-                               "train_command_seconds": train_seconds,
-                               "train_runtime_seconds": train_runtime(directory / "adapter"),
-                               "validation_f1_weighted": validation,
-                               "validation_mean": round(statistics.mean(validation.values()), 2),
-                               "cpu": cpu_description(), "output_dir": _shown(directory)})
+        if recorded is not None:  # a recorded run whose adapter was lost, rebuilt (for its test phase)
+            recorded = recorded_run(record, name, seed)
+            recorded.setdefault("rebuilt", []).append(measured)
+            write_json(record_path(name), record)
+            check_reproduced(recorded, validation)
+            print(f"{name} seed {seed}: rebuilt; validation weighted F1 {validation}, as recorded")
+            continue
+        record["runs"].append({"candidate": name, "seed": seed, "changes": CANDIDATES[name], **measured,
+                               "validation_mean": round(statistics.mean(validation.values()), 2)})
         record["candidates"] = summarise(record["runs"])
         write_json(record_path(name), record)
         print(f"{name} seed {seed}: validation weighted F1 {validation}")
@@ -368,6 +399,12 @@ def test(name: str, out: Path) -> None:
     seeds = sorted(r["seed"] for r in record["runs"] if r["candidate"] == name)
     if not seeds:
         raise SystemExit(f"error: candidate {name!r} has no finished run; run it first")
+    for seed in seeds:  # before the test sets are looked at: these adapters must be the recorded runs
+        validation = run_dir(out, name, seed) / "validation" / "results.json"
+        if not (adapter_file(run_dir(out, name, seed)).exists() and validation.exists()):
+            raise SystemExit(f"error: {run_dir(out, name, seed)} has no adapter scored on validation; rebuild it with "
+                             f"`run --candidate {name} --seeds {seed} --out {out}`")
+        check_reproduced(recorded_run(record, name, seed), scores(validation))
     record["test"] = {"candidate": name, "seeds": seeds, "chosen_on": "validation mean weighted F1"}
     write_json(record_path(name), record)
     per_seed: dict[int, dict[str, float]] = {}

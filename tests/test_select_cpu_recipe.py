@@ -43,7 +43,8 @@ def test_candidates_are_valid_mixtures_and_rounds_from_two_leave_out_scored_text
 def test_each_recorded_run_is_its_candidates_recipe_today():
     """A candidate names every setting it ran with: the base recipe's batch moved from 16 to 32 in
     round 3, so the earlier rounds' candidates still give the 16 their records ran; and every
-    candidate names its LoRA placement, which round 4 varies."""
+    candidate names its LoRA placement, which round 4 varies; rounds 1-12 keep the 3% warmup they ran
+    with, which round 13 varies."""
     import json
 
     script = _script()
@@ -54,6 +55,7 @@ def test_each_recorded_run_is_its_candidates_recipe_today():
             assert recipe["lora_top_layers"] == run["changes"].get("lora_top_layers", 20), run  # rounds 1-3: 20
             assert recipe["learning_rate"] == run["changes"]["learning_rate"]
             assert recipe["lora_r"] == run["changes"].get("lora_r", 16), run  # round 5 varies the rank
+            assert recipe["warmup_steps"] == run["changes"].get("warmup_steps", 0.03), run  # round 13 varies it
             assert {**run["changes"]["dataset_mixture"], "seed": run["seed"]} == recipe["dataset_mixture"], run
 
 
@@ -70,6 +72,26 @@ def test_train_runtime_is_the_trainers_own_and_a_missing_run_file_is_named(tmp_p
     assert script.train_runtime(tmp_path) == 1006.1
     with pytest.raises(SystemExit, match="empty has no readable fingpt_run.json"):
         script.train_runtime(tmp_path / "empty")
+
+
+def test_test_phase_refuses_adapters_that_are_not_the_recorded_runs(tmp_path):
+    """Test scores the runs chosen on validation: an adapter rebuilt after its directory was lost counts
+    only if it scores validation to the record's figures, and a missing one is refused before the record
+    (and the test sets) are touched."""
+    import json
+
+    script = _script()
+    record_path = script.record_path("fiqa8-warmup10")
+    recorded = next(r for r in json.loads(record_path.read_text())["runs"] if r["seed"] == 43)
+    assert recorded["validation_f1_weighted"] == {"fpb": 88.07, "fiqa": 87.51, "tfns": 86.10}
+    script.check_reproduced(recorded, {"fpb": 88.07, "fiqa": 87.51, "tfns": 86.1})
+    with pytest.raises(SystemExit, match="seed 43: this adapter scores validation .*'fiqa': 87.5,"):
+        script.check_reproduced(recorded, {"fpb": 88.07, "fiqa": 87.5, "tfns": 86.1})
+    before = record_path.read_bytes()
+    with pytest.raises(SystemExit, match=r"seed42 has no adapter scored on validation; rebuild it with `run "
+                                         r"--candidate fiqa8-warmup10 --seeds 42"):
+        script.test("fiqa8-warmup10", tmp_path)
+    assert record_path.read_bytes() == before
 
 
 def test_round_4_control_is_round_3s_choice():
