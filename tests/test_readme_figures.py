@@ -234,10 +234,18 @@ def test_default_command_time_is_training_plus_scoring():
     slow = sorted(round((t + s) / 60) for t, s in times if t > 1.5 * fastest)
     assert len(usual) >= 2 and len(slow) <= 1
     shown = f"{min(usual)} to {max(usual)}" if min(usual) != max(usual) else f"{min(usual)}"
-    assert f"training and evaluation take about {shown} minutes on this machine at its usual speed" in text
+    assert f"training and evaluation take about {shown} minutes on this machine at that day's speed" in text
     assert all(f"({minutes} for seed " in text for minutes in slow)
     assert (f"about {shown} minutes of training and evaluation (setup not included) on 2 cores of an Intel Xeon "
-            "with AMX at its usual speed") in text
+            "with AMX on the day its test phase ran") in text
+    # The same runs as recorded when they were chosen (another session, another speed), with that day's scoring time.
+    record = json.loads((RESULTS / "cpu_recipe_selection" / f"selection_round{max(ROUNDS)}.json").read_text())
+    chosen = [r["train_runtime_seconds"] for r in record["runs"] if r["candidate"] == record["test"]["candidate"]]
+    assert f"trained in {min(chosen):,.0f}-{max(chosen):,.0f} s in the session that chose them" in text
+    then = sorted({round((t + scoring * 60) / 60) for t in chosen})
+    then_shown = f"{then[0]}" if len(then) == 1 else f"{then[0]} to {then[-1]}"
+    assert f"about {then_shown} at the speed of the session that chose it" in text
+    assert f"about {then_shown} on the slower days this VM often has" in text
     record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round4.json").read_text())
     runtime = {name: three_seed_mean(record, name, lambda r: r["train_runtime_seconds"])
                for name in ("all-layers-b32", "control-b32-more")}
@@ -653,8 +661,41 @@ def test_three_seed_round_against_round_7s_choice_as_its_rule_says(round_number,
         assert (f"The margin ({mean['mine'] - mean['theirs']:.2f}) is far inside the spread of either recipe's seeds "
                 f"(this candidate's {spans['mine']}, round 7's choice's {spans['theirs']})") in text
         assert record["test"] is not None or f"round {round_number}'s test phase has not run yet" in text
+        assert record["test"] is None or (f"So {outcome} and the shipped recipe, and the test sets were then evaluated "
+                                          f"once (`select_cpu_recipe.py test --candidate {candidate}`") in text
     for s in seeds:  # the training times it states are each run's train_runtime
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
+
+
+def test_warmup_steps_the_readme_states_are_the_trainers():
+    """The warmup the README gives in steps is the one the trainer ran: the learning rate logged at step 10 (that of the
+    10th step) is the peak times 9 / warmup steps, in each committed run of rounds 7 and 13."""
+    text = " ".join(README.split())
+    for directory, steps in (("cpu_default_round7", 19), ("cpu_default_round13", 63)):
+        for seed in (42, 43, 44):
+            run = json.loads((RESULTS / directory / f"seed{seed}" / "fingpt_run.json").read_text())
+            logged = next(h for h in run["log_history"] if h.get("step") == 10)["learning_rate"]
+            peak = yaml.safe_load((RESULTS / directory / f"seed{seed}" / "recipe.yaml").read_text())["learning_rate"]
+            assert round(9 * peak / logged) == steps, (directory, seed)
+    assert "warmed up over the first 10% of the steps (63 of 623)" in text
+    assert "10% of the steps (63 of 623) instead of 3% (19)" in text
+
+
+def test_round13_adapters_rebuilt_for_the_test_phase_scored_the_recorded_validation():
+    """Round 13's adapters were trained again before its test phase: each rebuild's validation figures are its run's,
+    and its training time is the committed test run's train_runtime, as the README states them."""
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round13.json").read_text())
+    runs = sorted((r for r in record["runs"] if r["candidate"] == "fiqa8-warmup10"), key=lambda r: r["seed"])
+    seconds = []
+    for run in runs:
+        [rebuilt] = run["rebuilt"]
+        assert rebuilt["validation_f1_weighted"] == run["validation_f1_weighted"] and rebuilt["cpu"]["amx"]
+        tested = json.loads((RESULTS / "cpu_default_round13" / f"seed{run['seed']}" / "fingpt_run.json").read_text())
+        assert rebuilt["train_runtime_seconds"] == round(tested["log_history"][-1]["train_runtime"], 1)
+        seconds.append(f"{rebuilt['train_runtime_seconds']:,.0f}")
+    text = " ".join(README.split())
+    assert "each gave the record's figures on all three sets to the last digit" in text
+    assert f"seeds 42, 43, 44 trained in {seconds[0]}, {seconds[1]} and {seconds[2]} s, `train_runtime`" in text
 
 
 @pytest.mark.parametrize("round_number, candidate", [(9, "fiqa12-tfns064"), (10, "fiqa8-lr3e-3"), (11, "fiqa8-lr15e-4"),

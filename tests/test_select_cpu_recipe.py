@@ -169,14 +169,17 @@ def test_round_9_candidate_moves_tfns_draws_to_fiqa_in_round_7s_budget():
     assert script.record_path("fiqa12-tfns064").name == "selection_round9.json"
 
 
-@pytest.mark.parametrize("round_number, candidate, changes", [
-    (10, "fiqa8-lr3e-3", {"learning_rate": (2.0e-3, 3.0e-3)}),
-    (11, "fiqa8-lr15e-4", {"learning_rate": (2.0e-3, 1.5e-3)}),
-    (12, "fiqa8-r8", {"lora_r": (16, 8), "lora_alpha": (32, 16)}),  # the same alpha/r
-    (13, "fiqa8-warmup10", {"warmup_steps": (0.03, 0.1)}),
+@pytest.mark.parametrize("round_number, candidate, base, changes", [
+    (10, "fiqa8-lr3e-3", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 3.0e-3)}),
+    (11, "fiqa8-lr15e-4", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 1.5e-3)}),
+    (12, "fiqa8-r8", "fpb15-fiqa8-more", {"lora_r": (16, 8), "lora_alpha": (32, 16)}),  # the same alpha/r
+    (13, "fiqa8-warmup10", "fpb15-fiqa8-more", {"warmup_steps": (0.03, 0.1)}),
+    (14, "warmup10-minlr10", "fiqa8-warmup10",
+     {"lr_scheduler_type": ("cosine", "cosine_with_min_lr"), "lr_scheduler_kwargs": (None, {"min_lr_rate": 0.1})}),
 ])
-def test_later_rounds_change_only_the_settings_they_name_in_round_7s_choice(round_number, candidate, changes):
+def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
+    """Rounds 10-13 each change round 7's choice, round 14 round 13's, in the settings named here and nowhere else."""
     script = _script()
-    assert _changed(script, "fpb15-fiqa8-more", candidate) == changes
+    assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number
     assert script.record_path(candidate).name == f"selection_round{round_number}.json"
