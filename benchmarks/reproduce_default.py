@@ -9,7 +9,7 @@ and evaluation results; ``tests/test_readme_figures.py`` compares that JSON with
 and with the README's sentence about it.
 
     python benchmarks/reproduce_default.py --out /work/runs/repro_42 \\
-        --json benchmarks/results/cpu_default_round7/reproduction/seed42_main_command.json
+        --json benchmarks/results/cpu_default_round13/reproduction/seed42_main_command.json
 
 Run it alone on the machine (the time is part of the record). ``--recorded-wall-seconds`` records an
 output directory the main command already wrote (timed by hand) instead of running it again.

@@ -464,7 +464,8 @@ def test_round3_seed_42_trained_again_gives_its_recorded_validation_figures():
 @pytest.mark.parametrize("directory, name", [("cpu_default", "seed42_fresh_machine.json"),
                                              ("cpu_default_round6", "seed42_main_command.json"),
                                              ("cpu_default_round7", "seed42_main_command.json"),
-                                             ("cpu_default_round7", "seed42_reproduce_default.json")])
+                                             ("cpu_default_round7", "seed42_reproduce_default.json"),
+                                             ("cpu_default_round13", "seed42_main_command.json")])
 def test_main_command_reproduction_equals_the_committed_seed_42(directory, name):
     """The README's main command run again gave the committed seed 42's figures (from round 6 on also its
     adapter, byte for byte, on an AMX Xeon)."""
