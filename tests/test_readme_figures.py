@@ -57,7 +57,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round10.json", "cpu-recipe-selection-round10"),
                     ("selection_round11.json", "cpu-recipe-selection-round11"),
                     ("selection_round12.json", "cpu-recipe-selection-round12"),
-                    ("selection_round13.json", "cpu-recipe-selection-round13")]
+                    ("selection_round13.json", "cpu-recipe-selection-round13"),
+                    ("selection_round14.json", "cpu-recipe-selection-round14")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -82,6 +83,9 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
                 weights["fpb"], weights["fiqa"], weights["tfns"]]
         if "warmup" in column:  # round 13 varies it (a share of the steps)
             assert number(row[column["warmup"]]) == run["changes"]["warmup_steps"]
+        if "LR floor" in column:  # round 14 varies it (a share of the peak; 0: cosine to zero)
+            floor = run["changes"].get("lr_scheduler_kwargs", {}).get("min_lr_rate", 0)
+            assert number(row[column["LR floor"]]) == floor and (floor == 0) == (run["changes"].get("lr_scheduler_type", "cosine") == "cosine")
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -699,18 +703,20 @@ def test_round13_adapters_rebuilt_for_the_test_phase_scored_the_recorded_validat
     assert f"seeds 42, 43, 44 trained in {seconds[0]}, {seconds[1]} and {seconds[2]} s, `train_runtime`" in text
 
 
-@pytest.mark.parametrize("round_number, candidate", [(9, "fiqa12-tfns064"), (10, "fiqa8-lr3e-3"), (11, "fiqa8-lr15e-4"),
-                                                     (12, "fiqa8-r8")])
-def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, candidate):
-    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean); after seeds 42-43 the mean
-    seed 44 would have needed was above every run the records held, so each stopped there, with no test (rounds 11
-    and 12 wrote that stop into their rule beforehand). The README
+@pytest.mark.parametrize("round_number, candidate, yardstick_round, yardstick", [
+    (9, "fiqa12-tfns064", 7, "fpb15-fiqa8-more"), (10, "fiqa8-lr3e-3", 7, "fpb15-fiqa8-more"),
+    (11, "fiqa8-lr15e-4", 7, "fpb15-fiqa8-more"), (12, "fiqa8-r8", 7, "fpb15-fiqa8-more"),
+    (14, "warmup10-minlr10", 13, "fiqa8-warmup10")])
+def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, candidate, yardstick_round, yardstick):
+    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean), round 14 the same against round 13's;
+    after seeds 42-43 the mean seed 44 would have needed was above every run the records held, so each stopped there,
+    with no test (rounds 11, 12 and 14 wrote that stop into their rule beforehand). The README
     gives the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
-    record, round7, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
-                                                          "selection_round7.json", "fpb15-fiqa8-more")
+    record, earlier, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
+                                                           f"selection_round{yardstick_round}.json", yardstick)
     seeds = [42, 43]
     assert sorted(mine) == seeds and record["test"] is None
-    bar = three_seed_mean(round7, "fpb15-fiqa8-more", lambda r: r["validation_mean"])
+    bar = three_seed_mean(earlier, yardstick, lambda r: r["validation_mean"])
     needed = 3 * bar - sum(mine[s]["validation_mean"] for s in seeds)
     records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, round_number + 1))]  # when it stopped
     recorded = [r["validation_mean"] for name in records
@@ -720,10 +726,11 @@ def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, 
     # The records hold two decimals, so the two-seed means are exact in decimal (84.975 is shown 84.98, half up).
     mean = {name: (sum(Decimal(str(record[s]["validation_mean"])) for s in seeds) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
             for name, record in (("mine", mine), ("theirs", theirs))}
-    assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round 7's choice, and the mean of the three "
-            f"sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
+    assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round {yardstick_round}'s choice, and the mean "
+            f"of the three sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
     assert (f"seed 44 would have needed a validation mean above {needed:.2f}, higher than any of the {len(recorded)} "
             f"runs recorded in rounds 1-{round_number} (the highest, {max(recorded):.2f}, is round 1's") in text
-    assert f"higher than round 7's choice's ({bar:.2f})" in text and f"the test sets were not looked at for round {round_number}" in text
+    assert (f"higher than round {yardstick_round}'s choice's ({bar:.2f})" in text
+            and f"the test sets were not looked at for round {round_number}" in text)
     for s in seeds:
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
