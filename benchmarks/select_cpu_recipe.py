@@ -35,7 +35,8 @@ rate 1.5e-3 with round 7's record (not chosen); round 12 (``selection_round12.js
 round 7's record (not chosen); round 13 (``selection_round13.json``) compares 10% warmup with round 7's record
 (chosen; results in ``benchmarks/results/cpu_default_round13/``); round 14 (``selection_round14.json``) compares a
 floor of 10% of the peak on the cosine decay with round 13's record (not chosen); round 15
-(``selection_round15.json``) compares 20% warmup with round 13's record. The record (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
+(``selection_round15.json``) compares 20% warmup with round 13's record. The record
+(``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
 ``benchmarks/results/cpu_default/summary.json``. Finished runs are skipped, so a killed command
@@ -239,8 +240,8 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # would need a validation mean above the highest of the runs recorded in rounds 1-13, 88.06 before this round).
     # The schedule is the lever the issue names that no round has moved: warmup has been 3% of the steps (19 of 623)
     # since round 1, and round 10's higher peak rate lost FiQA-SA by up to 12.62, a sign of early steps too large for
-    # FiQA-SA's 8-times-repeated rows. So round 7's choice with 10% warmup (63 steps; 62 was written here at first), the same cosine decay after it:
-    # same rows, steps and time.
+    # FiQA-SA's 8-times-repeated rows. So round 7's choice with 10% warmup (63 steps; 62 was written here at first),
+    # the same cosine decay after it: same rows, steps and time.
     # Its 3-seed validation mean was 86.65 against 86.56 (seeds 86.33, 87.23, 86.39): chosen on validation, so by the
     # rule it was tested once (in the next session, on its adapters rebuilt to the recorded validation figures) and is
     # the recipe shipped after it.
