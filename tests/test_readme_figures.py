@@ -58,7 +58,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round11.json", "cpu-recipe-selection-round11"),
                     ("selection_round12.json", "cpu-recipe-selection-round12"),
                     ("selection_round13.json", "cpu-recipe-selection-round13"),
-                    ("selection_round14.json", "cpu-recipe-selection-round14")]
+                    ("selection_round14.json", "cpu-recipe-selection-round14"),
+                    ("selection_round15.json", "cpu-recipe-selection-round15")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -669,6 +670,31 @@ def test_three_seed_round_against_round_7s_choice_as_its_rule_says(round_number,
         assert record["test"] is None or (f"So {outcome} and the shipped recipe, and the test sets were then evaluated "
                                           f"once (`select_cpu_recipe.py test --candidate {candidate}`") in text
     for s in seeds:  # the training times it states are each run's train_runtime
+        assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
+
+
+def test_round15_after_two_seeds_runs_its_third_as_its_rule_says():
+    """Round 15's rule (round 14's, against round 13's choice): after seeds 42-43, seed 44 runs unless the validation
+    mean it would need is above every recorded run. The README gives the changes seed for seed, the two-seed means,
+    the bar for seed 44 and that it has not run yet, while the record holds two seeds and no test."""
+    record, round13, mine, theirs = runs_against_yardstick("selection_round15.json", "fiqa8-warmup20",
+                                                           "selection_round13.json", "fiqa8-warmup10")
+    seeds = [42, 43]
+    assert sorted(mine) == seeds and record["test"] is None
+    bar = three_seed_mean(round13, "fiqa8-warmup10", lambda r: r["validation_mean"])
+    needed = 3 * bar - sum(mine[s]["validation_mean"] for s in seeds)
+    records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, 16))]
+    recorded = [r["validation_mean"] for name in records
+                for r in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]]
+    text = " ".join(README.split())
+    mean = {name: (sum(Decimal(str(record[s]["validation_mean"])) for s in seeds) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            for name, record in (("mine", mine), ("theirs", theirs))}
+    assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round 13's choice, and the mean of the three "
+            f"sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
+    assert needed <= max(recorded)
+    assert (f"seed 44 needs a validation mean above {needed:.2f} (no higher than the best of the {len(recorded)} "
+            f"recorded runs, {max(recorded):.2f}), so by the rule it runs; it has not run yet") in text
+    for s in seeds:
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
 
