@@ -673,31 +673,6 @@ def test_three_seed_round_against_round_7s_choice_as_its_rule_says(round_number,
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
 
-def test_round15_after_two_seeds_runs_its_third_as_its_rule_says():
-    """Round 15's rule (round 14's, against round 13's choice): after seeds 42-43, seed 44 runs unless the validation
-    mean it would need is above every recorded run. The README gives the changes seed for seed, the two-seed means,
-    the bar for seed 44 and that it has not run yet, while the record holds two seeds and no test."""
-    record, round13, mine, theirs = runs_against_yardstick("selection_round15.json", "fiqa8-warmup20",
-                                                           "selection_round13.json", "fiqa8-warmup10")
-    seeds = [42, 43]
-    assert sorted(mine) == seeds and record["test"] is None
-    bar = three_seed_mean(round13, "fiqa8-warmup10", lambda r: r["validation_mean"])
-    needed = 3 * bar - sum(mine[s]["validation_mean"] for s in seeds)
-    records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, 16))]
-    recorded = [r["validation_mean"] for name in records
-                for r in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]]
-    text = " ".join(README.split())
-    mean = {name: (sum(Decimal(str(record[s]["validation_mean"])) for s in seeds) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            for name, record in (("mine", mine), ("theirs", theirs))}
-    assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round 13's choice, and the mean of the three "
-            f"sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
-    assert needed <= max(recorded)
-    assert (f"seed 44 needs a validation mean above {needed:.2f} (no higher than the best of the {len(recorded)} "
-            f"recorded runs, {max(recorded):.2f}), so by the rule it runs; it has not run yet") in text
-    for s in seeds:
-        assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
-
-
 def test_warmup_steps_the_readme_states_are_the_trainers():
     """The warmup the README gives in steps is the one the trainer ran: the learning rate logged at step 10 (that of the
     10th step) is the peak times 9 / warmup steps, in each committed run of rounds 7 and 13."""
@@ -732,12 +707,13 @@ def test_round13_adapters_rebuilt_for_the_test_phase_scored_the_recorded_validat
 @pytest.mark.parametrize("round_number, candidate, yardstick_round, yardstick", [
     (9, "fiqa12-tfns064", 7, "fpb15-fiqa8-more"), (10, "fiqa8-lr3e-3", 7, "fpb15-fiqa8-more"),
     (11, "fiqa8-lr15e-4", 7, "fpb15-fiqa8-more"), (12, "fiqa8-r8", 7, "fpb15-fiqa8-more"),
-    (14, "warmup10-minlr10", 13, "fiqa8-warmup10")])
-def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, candidate, yardstick_round, yardstick):
-    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean), round 14 the same against round 13's;
-    after seeds 42-43 the mean seed 44 would have needed was above every run the records held, so each stopped there,
-    with no test (rounds 11, 12 and 14 wrote that stop into their rule beforehand). The README
-    gives the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
+    (14, "warmup10-minlr10", 13, "fiqa8-warmup10"), (15, "fiqa8-warmup20", 13, "fiqa8-warmup10")])
+def test_two_seed_round_stops_or_runs_its_third_as_its_rule_says(round_number, candidate, yardstick_round, yardstick):
+    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean), rounds 14-15 the same against round
+    13's. After seeds 42-43, seed 44 runs unless the mean it would need is above every run the records hold: rounds 9-12
+    and 14 stopped there, with no test (rounds 11, 12 and 14 wrote that stop into their rule beforehand); round 15's
+    seed 44 has to run and has not yet. The README gives the changes seed for seed, the two-seed means, that bar and
+    the highest recorded run."""
     record, earlier, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
                                                            f"selection_round{yardstick_round}.json", yardstick)
     seeds = [42, 43]
@@ -747,16 +723,23 @@ def test_round_stopped_when_its_last_seed_could_not_meet_the_rule(round_number, 
     records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, round_number + 1))]  # when it stopped
     recorded = [r["validation_mean"] for name in records
                 for r in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]]
-    assert needed > max(recorded)
     text = " ".join(README.split())
     # The records hold two decimals, so the two-seed means are exact in decimal (84.975 is shown 84.98, half up).
     mean = {name: (sum(Decimal(str(record[s]["validation_mean"])) for s in seeds) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
             for name, record in (("mine", mine), ("theirs", theirs))}
     assert (f"{seed_for_seed(mine, theirs, seeds)} seed for seed against round {yardstick_round}'s choice, and the mean "
             f"of the three sets {mean['mine']} against {mean['theirs']} over the same seeds") in text
-    assert (f"seed 44 would have needed a validation mean above {needed:.2f}, higher than any of the {len(recorded)} "
-            f"runs recorded in rounds 1-{round_number} (the highest, {max(recorded):.2f}, is round 1's") in text
-    assert (f"higher than round {yardstick_round}'s choice's ({bar:.2f})" in text
-            and f"the test sets were not looked at for round {round_number}" in text)
+    if round_number == 15:  # seed 44 can still win: it runs (not yet), and nothing is chosen until it has
+        assert needed <= max(recorded)
+        assert (f"To beat {bar:.2f} over three seeds, seed 44 needs a validation mean above {needed:.2f} (no higher "
+                f"than the best of the {len(recorded)} "
+                f"recorded runs, {max(recorded):.2f}), so by the rule it runs; it has not run yet") in text
+    else:
+        assert needed > max(recorded)
+        assert (f"To beat {bar:.2f} over three seeds, seed 44 would have needed a validation mean above {needed:.2f}, "
+                f"higher than any of the {len(recorded)} "
+                f"runs recorded in rounds 1-{round_number} (the highest, {max(recorded):.2f}, is round 1's") in text
+        assert (f"higher than round {yardstick_round}'s choice's ({bar:.2f})" in text
+                and f"the test sets were not looked at for round {round_number}" in text)
     for s in seeds:
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
