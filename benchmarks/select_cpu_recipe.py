@@ -433,9 +433,10 @@ def test(name: str, out: Path) -> None:
     if not seeds:
         raise SystemExit(f"error: candidate {name!r} has no finished run; run it first")
     for seed in seeds:  # before the test sets are looked at: these adapters must be the recorded runs
-        validation = run_dir(out, name, seed) / "validation" / "results.json"
-        if not (adapter_file(run_dir(out, name, seed)).exists() and validation.exists()):
-            raise SystemExit(f"error: {run_dir(out, name, seed)} has no adapter scored on validation; rebuild it with "
+        directory = run_dir(out, name, seed)
+        validation = directory / "validation" / "results.json"
+        if not (adapter_file(directory).exists() and validation.exists()):
+            raise SystemExit(f"error: {directory} has no adapter scored on validation; rebuild it with "
                              f"`run --candidate {name} --seeds {seed} --out {out}`")
         check_reproduced(recorded_run(record, name, seed), scores(validation))
     record["test"] = {"candidate": name, "seeds": seeds, "chosen_on": "validation mean weighted F1"}
