@@ -152,7 +152,7 @@ def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_warned_about(monkeypatch):
     assert hardware.emulated_bf16_warning("cpu", True) is None
 
 
-def _trainer(cls, tokenizer, rows, tmp_path, seed=0, **kwargs):
+def _trainer(cls, tokenizer, rows, tmp_path, seed=0, label_smoothing_factor=0.0, **kwargs):
     from datasets import Dataset
     from trl import SFTConfig
 
@@ -160,7 +160,7 @@ def _trainer(cls, tokenizer, rows, tmp_path, seed=0, **kwargs):
     args = SFTConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=3, logging_steps=1, learning_rate=1e-3,
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, activation_checkpointing=False,
-        disable_tqdm=True, seed=0,
+        disable_tqdm=True, seed=0, label_smoothing_factor=label_smoothing_factor,
     )
     peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
     return cls(model=tiny_llama(len(tokenizer), seed=seed, tie_word_embeddings=True), args=args, train_dataset=data,
@@ -182,6 +182,50 @@ def test_compute_loss_and_metrics_match_sft_trainer(tokenizer, fpb_rows, tmp_pat
     assert math.isclose(losses["fast"], losses["slow"], rel_tol=1e-5)
     for key in ("entropy", "mean_token_accuracy"):
         assert fast._metrics["train"][key] == pytest.approx(slow._metrics["train"][key], rel=1e-4)
+
+
+@pytest.mark.parametrize("chunk_rows", [1024, 4])
+def test_label_smoothing_on_answer_tokens_is_transformers_label_smoother(tokenizer, fpb_rows, monkeypatch, chunk_rows):
+    """The smoothed objective from the answer-only head equals transformers' LabelSmoother over the full logits."""
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    from fingpt_hf.training import answer_logits
+
+    monkeypatch.setattr(answer_logits, "CHUNK_ROWS", chunk_rows)  # 4: the checkpointed chunks smooth too
+    model = lora(tiny_llama(len(tokenizer), tie_word_embeddings=True))
+    batch = make_batch(tokenizer, fpb_rows.select(range(6)), "right")
+    labels = batch.pop("labels")
+    model.zero_grad()
+    slow_loss = LabelSmoother(epsilon=0.1)(model(**batch), labels, shift_labels=True)
+    slow_loss.backward()
+    slow_grads = lora_grads(model)
+    assert add_answer_only_lm_head(model.get_base_model(), label_smoothing=0.1)
+    fast_loss, fast_grads = loss_and_grads(model, {**batch, "labels": labels}, fused_lm_head=True)
+    torch.testing.assert_close(fast_loss, slow_loss.detach(), atol=1e-5, rtol=1e-5)
+    unsmoothed = LabelSmoother(epsilon=0.0)(model(**batch), labels, shift_labels=True)
+    assert abs(fast_loss - unsmoothed) > 1e-3  # the smoothing is not a no-op on this batch
+    for name in slow_grads:
+        torch.testing.assert_close(fast_grads[name], slow_grads[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_fast_trainer_smooths_labels_like_sft_trainer_in_one_forward(tokenizer, fpb_rows, tmp_path, recwarn):
+    from trl import SFTTrainer
+
+    fast = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "fast", fast_bf16=False, label_smoothing_factor=0.2)
+    assert not [w for w in recwarn if "label_smoothing_factor" in str(w.message)]  # no "expect slower training"
+    slow = _trainer(SFTTrainer, tokenizer, fpb_rows, tmp_path / "slow", label_smoothing_factor=0.2)
+    plain = _trainer(SFTTrainer, tokenizer, fpb_rows, tmp_path / "plain")
+    assert fast.label_smoother is None and slow.label_smoother is not None
+    batch = fast.data_collator([fast.train_dataset[i] for i in range(8)])
+    losses, calls = {}, []
+    fast.model.get_base_model().model.register_forward_hook(lambda *a: calls.append(1))
+    for name, trainer in (("fast", fast), ("slow", slow), ("plain", plain)):
+        trainer.model.train()
+        with trainer.compute_loss_context_manager():
+            losses[name] = trainer.compute_loss(trainer.model, dict(batch)).item()
+    assert math.isclose(losses["fast"], losses["slow"], rel_tol=1e-5)
+    assert abs(losses["fast"] - losses["plain"]) > 1e-3  # same random weights (seed 0): the smoothing shows
+    assert len(calls) == 1  # one backbone forward per step, where SFTTrainer runs two
 
 
 def test_fast_trainer_trains_in_bf16_and_logs_trl_metrics(tokenizer, fpb_rows, tmp_path):

@@ -47,6 +47,7 @@ BAD_VALUES = [
     ({"learning_rate": -1.0e-3}, "learning_rate: -0.001", "a number > 0"),
     ({"warmup_steps": -5}, "warmup_steps: -5", "0, a fraction of the run in (0, 1)"),
     ({"weight_decay": -0.1}, "weight_decay: -0.1", "a number >= 0"),
+    ({"label_smoothing_factor": 1.0}, "label_smoothing_factor: 1.0", "a number in [0, 1)"),
     ({"lora_r": 0}, "lora_r: 0", "an integer >= 1"),
     ({"lora_alpha": 0}, "lora_alpha: 0", "a number > 0"),
     ({"lora_dropout": 2.0}, "lora_dropout: 2.0", "a number in [0, 1)"),

@@ -12,6 +12,11 @@ The patched forward speaks TRL's ``fused_lm_head=True`` protocol (it returns a
 ``SFTTrainer.compute_loss`` with its metrics, ``num_items_in_batch`` normalisation and wrappers
 (accelerate autocast, DDP, PEFT) keeps working unchanged. Without the flag the model's previous
 forward runs, so generation and evaluation are untouched.
+
+Label smoothing (``label_smoothing_factor`` in the training arguments) is computed here too, on the
+answer tokens only: TRL otherwise runs a second, full-logits forward for it. The per-token
+``log_probs`` then carry the smoothed objective ``(1 - e) log p(label) + e mean_v log p(v)``, whose
+negated mean is exactly transformers' ``LabelSmoother`` loss over the full logits.
 """
 
 from __future__ import annotations
@@ -50,14 +55,15 @@ def find_backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Linear] | No
     return backbone, head
 
 
-def add_answer_only_lm_head(model: nn.Module, shared_prefix: bool = False) -> bool:
+def add_answer_only_lm_head(model: nn.Module, shared_prefix: bool = False, label_smoothing: float = 0.0) -> bool:
     """Patch ``model.forward`` so ``fused_lm_head=True`` calls score only labelled positions.
 
     Returns False (and leaves the model alone) for models without a backbone / linear head split.
     Apply it to the transformers model itself (``peft_model.get_base_model()``), after TRL's own
     patch: PEFT and TRL look ``forward`` up on every call. With ``shared_prefix`` (and a backbone
     that ``supports_shared_prefix``), leading tokens that rows of a batch share run once per
-    batch (``fingpt_hf.training.shared_prefix``).
+    batch (``fingpt_hf.training.shared_prefix``). With ``label_smoothing`` > 0 the returned
+    ``log_probs`` (and loss) are the label-smoothed objective (module docstring).
     """
     found = find_backbone_and_head(model)
     if found is None:
@@ -94,7 +100,8 @@ def add_answer_only_lm_head(model: nn.Module, shared_prefix: bool = False) -> bo
                 labels = shift_labels
         labels = labels.to(hidden.device)
         mask = labels != -100
-        log_probs, entropy, is_top1 = _target_log_probs(hidden[mask], labels[mask], head, logit_scale, softcap)
+        log_probs, entropy, is_top1 = _target_log_probs(hidden[mask], labels[mask], head, logit_scale, softcap,
+                                                        label_smoothing)
         denom = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
         # masked_scatter keeps an all-ignored micro-batch connected to the graph (a differentiable zero).
         full = lambda x: x.new_zeros(mask.shape).masked_scatter(mask, x)  # noqa: E731
@@ -121,8 +128,11 @@ def _target_log_probs(
     head: nn.Module,
     logit_scale: float = 1.0,
     softcap: float | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row log p(label), entropy (no grad) and top-1 flag for gathered hidden states ``(n, hidden)``.
+
+    With ``label_smoothing`` e > 0 the first is ``(1 - e) log p(label) + e mean_v log p(v)``.
 
     The head is called as a module (``head(hidden)``), never through its ``weight``, so whatever
     hooks or wraps it still applies: DeepSpeed ZeRO-3 gathers its partitioned weight in a forward
@@ -130,15 +140,15 @@ def _target_log_probs(
     in the ambient autocast dtype; the softmax is computed in float32.
     """
     if hidden.shape[0] <= CHUNK_ROWS:
-        return _score_chunk(hidden, labels, head, logit_scale, softcap)
+        return _score_chunk(hidden, labels, head, logit_scale, softcap, label_smoothing)
     parts = [
-        checkpoint(_score_chunk, h, y, head, logit_scale, softcap, use_reentrant=False)
+        checkpoint(_score_chunk, h, y, head, logit_scale, softcap, label_smoothing, use_reentrant=False)
         for h, y in zip(hidden.split(CHUNK_ROWS), labels.split(CHUNK_ROWS))
     ]
     return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
-def _score_chunk(hidden, labels, head, logit_scale, softcap):
+def _score_chunk(hidden, labels, head, logit_scale, softcap, label_smoothing=0.0):
     logits = head(hidden).float()
     if logit_scale != 1.0:
         logits = logits * logit_scale
@@ -146,6 +156,8 @@ def _score_chunk(hidden, labels, head, logit_scale, softcap):
         logits = softcap * torch.tanh(logits / softcap)
     log_softmax = logits.log_softmax(dim=-1)
     log_probs = log_softmax.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    if label_smoothing:
+        log_probs = (1 - label_smoothing) * log_probs + label_smoothing * log_softmax.mean(-1)
     with torch.no_grad():
         entropy = -(log_softmax.exp() * log_softmax).sum(-1)
         is_top1 = logits.argmax(-1) == labels

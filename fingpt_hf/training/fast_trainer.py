@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from typing import Literal
 
 import torch
@@ -121,11 +122,18 @@ class FastSFTTrainer(SFTTrainer):
         compile_layers: compile each decoder layer in place with ``torch.compile(dynamic=True)``.
         shared_prefix: run the leading tokens that rows of a batch share (FinGPT's instruction)
             once per batch (``fingpt_hf.training.shared_prefix``); needs the answer-only head.
+
+    ``args.label_smoothing_factor`` (with the default ``loss_type="nll"``) is applied by the answer-only
+    head to the answer tokens, the loss ``transformers.trainer_pt_utils.LabelSmoother`` computes over the
+    full logits, without the second full-logits forward that SFTTrainer runs for it.
     """
 
     def __init__(self, *args, fast_bf16: FastBF16 = "auto", answer_only_head: bool = True,
                  compile_layers: bool = False, shared_prefix: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
+        with warnings.catch_warnings():
+            if answer_only_head:  # the head below smooths without SFTTrainer's extra forward
+                warnings.filterwarnings("ignore", message="`label_smoothing_factor` is deprecated", category=FutureWarning)
+            super().__init__(*args, **kwargs)
         self.compiled_layers = compile_repeated_layers(self.model) if compile_layers else 0
         self._bf16_saved: list[tuple[torch.nn.Module, torch.Tensor]] = []
         self.callback_handler.callbacks.insert(0, _RestoreWeightsAtTrainEnd(self))
@@ -136,7 +144,11 @@ class FastSFTTrainer(SFTTrainer):
         self.answer_only_head = self.shared_prefix = False
         if answer_only_head:
             target = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            self.answer_only_head = add_answer_only_lm_head(target, shared_prefix=shared_prefix)
+            smoothing = self.args.label_smoothing_factor if self.args.loss_type == "nll" else 0.0
+            self.answer_only_head = add_answer_only_lm_head(target, shared_prefix=shared_prefix,
+                                                            label_smoothing=smoothing)
+            if self.answer_only_head and smoothing:
+                self.label_smoother = None  # SFTTrainer's fused path now returns the smoothed objective
             self.shared_prefix = self.answer_only_head and shared_prefix and supports_shared_prefix(
                 find_backbone_and_head(target)[0])
             if shared_prefix and not self.shared_prefix:

@@ -71,6 +71,7 @@ RANGES: dict[str, Rule] = {
     "warmup_steps": Rule(lambda v: v >= 0 and (v < 1 or float(v).is_integer()),
                          "0, a fraction of the run in (0, 1) or a whole number of steps"),
     "weight_decay": _at_least(0),
+    "label_smoothing_factor": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "max_grad_norm": _at_least(0),
     "adam_beta1": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "adam_beta2": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
