@@ -177,9 +177,10 @@ def test_round_9_candidate_moves_tfns_draws_to_fiqa_in_round_7s_budget():
     (14, "warmup10-minlr10", "fiqa8-warmup10",
      {"lr_scheduler_type": ("cosine", "cosine_with_min_lr"), "lr_scheduler_kwargs": (None, {"min_lr_rate": 0.1})}),
     (15, "fiqa8-warmup20", "fiqa8-warmup10", {"warmup_steps": (0.1, 0.2)}),
+    (16, "warmup10-ls01", "fiqa8-warmup10", {"label_smoothing_factor": (None, 0.1)}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
-    """Rounds 10-13 each change round 7's choice, rounds 14-15 round 13's, in the settings named here and nowhere else."""
+    """Rounds 10-13 each change round 7's choice, rounds 14-16 round 13's, in the settings named here and nowhere else."""
     script = _script()
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number
