@@ -745,3 +745,24 @@ def test_two_seed_round_stopped_as_its_rule_says(round_number, candidate, yardst
             and f"the test sets were not looked at for round {round_number}" in text)
     for s in seeds:
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
+
+
+def test_prompt_length_sentence_is_its_json():
+    """The README's case against a longer max_length is the committed count of prompts it cuts, for the recipe it names."""
+    data = json.loads((RESULTS / "prompt_lengths" / "smollm2-135m.json").read_text())
+    recipe = yaml.safe_load((REPO / data["recipe"]).read_text())
+    assert data["max_length"] == recipe["max_length"] and data["model"] == recipe["model_name_or_path"]
+    sets = data["sets"]
+    text = " ".join(README.split())
+    fiqa_max = max(sets["fiqa"][split]["max"] for split in ("train", "validation", "test"))
+    assert all(sets["fiqa"][split]["cut"] == 0 for split in ("train", "validation", "test"))
+    assert (f"against the recipe's {data['max_length']} tokens less the {data['answer_room']} kept for the answer: no "
+            f"FiQA-SA prompt is longer than {fiqa_max} tokens") in text
+    fpb, tfns, nwgi = sets["fpb"], sets["tfns"], sets["nwgi"]["test"]
+    assert (f"the cut reaches {fpb['train']['cut']} of FPB's {fpb['train']['rows']:,} train rows, "
+            f"{fpb['validation']['cut']} of its {fpb['validation']['rows']:,} validation rows and "
+            f"{fpb['test']['cut']} of its {fpb['test']['rows']:,} test rows, and "
+            f"{tfns['train']['cut']} of TFNS's {tfns['train']['rows']:,} train rows") in text
+    assert tfns["validation"]["cut"] == tfns["test"]["cut"] == 0
+    assert f"{nwgi['cut']} of its {nwgi['rows']:,} test prompts are cut from the left" in text
+    assert f"`{data['command']}`" in text
