@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 
 import datasets
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fingpt_hf.data.benchmarks import load_benchmark
+from fingpt_hf.data.benchmarks import load_benchmark, load_train_rows
 from fingpt_hf.data.errors import MissingSplitError
 from fingpt_hf.data.mixture import (
     FINGPT_WEIGHTS,
@@ -162,3 +163,33 @@ def test_defaults_and_weight_parsing():
     with pytest.raises(FinGPTError, match="'fpb' is not NAME=WEIGHT"):
         parse_weights("fpb")
     assert MixtureConfig.from_dict(config.to_dict()) == config
+
+
+def test_label_weights_multiply_a_sources_weight_for_their_labels(data_dir):
+    """FiQA-SA's neutral rows 3 times as often as its others: each label's count is its own weighted count, the other
+    sources are drawn as without label weights, and no validation row enters."""
+    plain = MixtureConfig([MixtureSource("fiqa", 2.5), MixtureSource("fpb", 0.5)])
+    balanced = MixtureConfig([MixtureSource("fiqa", 2.5, label_weights={"neutral": 3}), MixtureSource("fpb", 0.5)])
+    (base, base_report), (mixture, report) = build_mixture(plain, data_dir), build_mixture(balanced, data_dir)
+    rows = Counter(load_train_rows("fiqa", data_dir)["output"])  # FiQA-SA's train rows less validation
+    fiqa = Counter(r[2] for r in rows_of(mixture) if r[3] == "fiqa")
+    assert fiqa == {label: weighted_count(n, 2.5 * (3 if label == "neutral" else 1)) for label, n in rows.items()}
+    assert fiqa["neutral"] == 3 * 2 * rows["neutral"] + weighted_count(rows["neutral"], 1.5)
+    assert Counter(r for r in rows_of(mixture) if r[3] == "fpb") == Counter(r for r in rows_of(base) if r[3] == "fpb")
+    validation = set(rows_of(load_benchmark("fiqa", "validation", data_dir)))
+    train = set(rows_of(load_train_rows("fiqa", data_dir)))
+    assert {r for r in rows_of(mixture) if r[3] == "fiqa"} <= train and not (validation - train) & set(rows_of(mixture))
+    assert report.sources[0].label_weights == {"neutral": 3.0} and base_report.sources[0].label_weights is None
+    assert "fiqa train x2.5 (neutral x3)" in "\n".join(report.summary_lines())
+    assert MixtureConfig.from_dict(balanced.to_dict()) == balanced
+
+
+@pytest.mark.parametrize("label_weights, message", [
+    ({"neutrl": 2}, "fiqa: label_weights: unknown label 'neutrl'; choose among negative, neutral, positive"),
+    ({"neutral": -1}, "fiqa: label_weights: neutral: must be a finite number >= 0, got -1"),
+    ({"neutral": "x"}, "fiqa: label_weights: neutral: 'x' is not a number"),
+    ([2], "fiqa: label_weights must map labels"),
+])
+def test_bad_label_weights_are_named(label_weights, message):
+    with pytest.raises(FinGPTError, match=re.escape(message)):
+        MixtureConfig.from_dict({"datasets": [{"name": "fiqa", "label_weights": label_weights}]})

@@ -9,6 +9,9 @@ Weight semantics: the integer part of a weight repeats the whole split that many
 fractional part adds a seeded random sample (without replacement) of ``frac * rows`` rows,
 rounded half up.
 So ``6`` is six copies, ``0.5`` is half the rows, ``2.25`` is two copies plus a quarter.
+A source's ``label_weights`` (e.g. ``{neutral: 3}``) multiply its weight for the rows of those labels
+(label-balanced sampling): each label's rows are weighted on their own, with a sampling stream of
+their own, so naming any label changes which fractional rows are drawn.
 
 A benchmark's train split enters without its validation rows (``fingpt_hf.data.benchmarks``:
 a seeded 10% slice of train) unless the mixture says ``exclude_validation: false``, as FinGPT's
@@ -34,6 +37,7 @@ import numpy as np
 
 from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark, load_train_rows
 from fingpt_hf.data.errors import MissingSplitError
+from fingpt_hf.data.labels import LABELS
 from fingpt_hf.data.leakage import normalize_text, scored_texts
 from fingpt_hf.data.names import check_dataset_name
 from fingpt_hf.errors import FinGPTError
@@ -54,10 +58,13 @@ class MixtureSource:
     label_column: str = "label"
     label_map: dict | None = None
     instruction: str | None = None
+    label_weights: dict[str, float] | None = None  # per label, multiplies ``weight`` (label-balanced sampling)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise FinGPTError(f"dataset_mixture: a source needs a non-empty 'name', got {self.name!r}")
+        if self.label_weights is not None:
+            self.label_weights = self._checked_label_weights(self.label_weights)
         if self.path is not None:  # a user's name: it becomes the rows' data set name and file names
             check_dataset_name(self.name, f"dataset_mixture: source name (path {self.path})")
         try:
@@ -75,6 +82,23 @@ class MixtureSource:
             hint = (" (validation rows are for choosing recipes, never for training)"
                     if self.split == "validation" else "")
             raise FinGPTError(f"dataset_mixture: {self.name}: split must be 'train' or 'test', got {self.split!r}{hint}")
+
+    def _checked_label_weights(self, given: Any) -> dict[str, float]:
+        where = f"dataset_mixture: {self.name}: label_weights"
+        if not isinstance(given, Mapping) or not given:
+            raise FinGPTError(f"{where} must map labels ({', '.join(LABELS)}) to weights, got {given!r}")
+        checked = {}
+        for label, value in given.items():
+            if label not in LABELS:
+                raise FinGPTError(f"{where}: unknown label {label!r}; choose among {', '.join(LABELS)}")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise FinGPTError(f"{where}: {label}: {value!r} is not a number") from None
+            if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+                raise FinGPTError(f"{where}: {label}: must be a finite number >= 0, got {value!r}")
+            checked[label] = number
+        return checked
 
 
 @dataclass
@@ -215,6 +239,19 @@ def apply_weight(dataset: datasets.Dataset, weight: float, seed: int, name: str)
     return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
 
+def weight_source_rows(rows: datasets.Dataset, source: MixtureSource, seed: int) -> datasets.Dataset:
+    """A source's rows weighted by its ``weight`` and, when given, per label by its ``label_weights``."""
+    if not source.label_weights:
+        return apply_weight(rows, source.weight, seed, source.name)
+    outputs = rows["output"]
+    parts = []
+    for label in LABELS:
+        of_label = rows.select([i for i, output in enumerate(outputs) if output == label])
+        weight = source.weight * source.label_weights.get(label, 1.0)
+        parts.append(apply_weight(of_label, weight, seed, f"{source.name}:{label}"))
+    return datasets.concatenate_datasets(parts)
+
+
 def content_hash(dataset: datasets.Dataset) -> str:
     """sha256 over the rows in order (one JSON list per row), so a run can record its exact data."""
     digest = hashlib.sha256()
@@ -233,6 +270,7 @@ class SourceReport:
     rows_out: int
     path: str | None = None
     scored_texts_left_out: int = 0  # rows dropped by exclude_scored_texts (rows_in counts what is left)
+    label_weights: dict[str, float] | None = None
 
 
 @dataclass
@@ -259,7 +297,9 @@ class MixtureReport:
         return dataclasses.asdict(self)
 
     def summary_lines(self) -> list[str]:
-        lines = [f"{s.name} {s.split} x{s.weight:g}: {s.rows_in} rows -> {s.rows_out}"
+        lines = [f"{s.name} {s.split} x{s.weight:g}"
+                 + (" (" + ", ".join(f"{k} x{v:g}" for k, v in s.label_weights.items()) + ")" if s.label_weights else "")
+                 + f": {s.rows_in} rows -> {s.rows_out}"
                  + (f" ({s.scored_texts_left_out} rows left out: a test or validation text)"
                     if s.scored_texts_left_out else "") for s in self.sources]
         lines += [f"left out {s.name} {s.split} (x{s.weight:g}): {s.reason}" for s in self.skipped]
@@ -322,10 +362,10 @@ def build_mixture(
             keep = [i for i, text in enumerate(rows["input"]) if normalize_text(text) not in scored]
             dropped = len(rows) - len(keep)
             rows = rows.select(keep) if dropped else rows
-        weighted = apply_weight(rows.select_columns(list(COLUMNS)), source.weight, config.seed, source.name)
+        weighted = weight_source_rows(rows.select_columns(list(COLUMNS)), source, config.seed)
         report.sources.append(
             SourceReport(source.name, source.split if source.path is None else "file", source.weight,
-                         len(rows), len(weighted), source.path, dropped)
+                         len(rows), len(weighted), source.path, dropped, source.label_weights)
         )
         if len(weighted):
             parts.append(weighted)
