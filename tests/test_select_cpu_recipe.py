@@ -3,6 +3,7 @@ the training code accepts as it is."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,27 @@ def test_round_9_candidate_moves_tfns_draws_to_fiqa_in_round_7s_budget():
     assert drawn == [19921, 19921]
     assert script.round_of("fiqa12-tfns064") == 9
     assert script.record_path("fiqa12-tfns064").name == "selection_round9.json"
+
+
+def test_round_17_candidate_draws_fiqa_neutral_rows_twice_as_often_as_round_13s_choice(data_dir):
+    """Round 17's yardstick is round 13's record of its choice: the candidate differs from it only in FiQA-SA's label
+    weights, and its mixture draws FiQA-SA's neutral rows 16 times and every other row as before (641 steps of 32)."""
+    import math
+
+    from fingpt_hf.data.mixture import MixtureConfig, build_mixture
+
+    script = _script()
+    [(before, after)] = _changed(script, "fiqa8-warmup10", "fiqa-neutral2").values()
+    assert [{**d, "label_weights": None} if d["name"] == "fiqa" else d for d in after["datasets"]] == [
+        {**d, "label_weights": None} if d["name"] == "fiqa" else d for d in before["datasets"]]
+    assert [d.get("label_weights") for d in after["datasets"]] == [None, {"neutral": 2}, None, None]
+    assert script.round_of("fiqa-neutral2") == 17
+    assert script.record_path("fiqa-neutral2").name == "selection_round17.json"
+    (old, _), (new, _) = (build_mixture(MixtureConfig.from_dict(m), data_dir) for m in (before, after))
+    count = lambda rows: Counter(zip(rows["dataset"], rows["output"]))  # noqa: E731
+    assert count(old)[("fiqa", "neutral")] == 8 * 70  # FiQA-SA's 70 neutral rows, 8 times
+    assert count(new) - count(old) == {("fiqa", "neutral"): 8 * 70}
+    assert (len(new), math.ceil(len(new) / 32)) == (20481, 641)
 
 
 @pytest.mark.parametrize("round_number, candidate, base, changes", [
