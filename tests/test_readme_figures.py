@@ -60,7 +60,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round13.json", "cpu-recipe-selection-round13"),
                     ("selection_round14.json", "cpu-recipe-selection-round14"),
                     ("selection_round15.json", "cpu-recipe-selection-round15"),
-                    ("selection_round16.json", "cpu-recipe-selection-round16")]
+                    ("selection_round16.json", "cpu-recipe-selection-round16"),
+                    ("selection_round17.json", "cpu-recipe-selection-round17")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -88,6 +89,9 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
         if "LR floor" in column:  # round 14 varies it (a share of the peak; 0: cosine to zero)
             floor = run["changes"].get("lr_scheduler_kwargs", {}).get("min_lr_rate", 0)
             assert number(row[column["LR floor"]]) == floor and (floor == 0) == (run["changes"].get("lr_scheduler_type", "cosine") == "cosine")
+        if "FiQA-SA neutral x" in column:  # round 17 varies it (label_weights on FiQA-SA's source)
+            [fiqa] = [d for d in run["changes"]["dataset_mixture"]["datasets"] if d["name"] == "fiqa"]
+            assert number(row[column["FiQA-SA neutral x"]]) == (fiqa.get("label_weights") or {}).get("neutral", 1)
         if "label smoothing" in column:  # round 16 varies it
             assert number(row[column["label smoothing"]]) == run["changes"].get("label_smoothing_factor", 0)
         figures = run["validation_f1_weighted"]
@@ -156,7 +160,8 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round8.json", "fpb2-fiqa8-more"),
                                                     ("selection_round13.json", "fiqa8-warmup10"),
                                                     ("selection_round15.json", "fiqa8-warmup20"),
-                                                    ("selection_round16.json", "warmup10-ls01")])
+                                                    ("selection_round16.json", "warmup10-ls01"),
+                                                    ("selection_round17.json", "fiqa-neutral2")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -174,7 +179,7 @@ METRICS = ("accuracy", "f1_macro", "f1_weighted")
 # Each round's committed test runs: (results directory, row label, rows each source had before weighting).
 # Round 1 trained on the train splits less their validation rows (FPB 3,634 - 363, FiQA 938 - 94,
 # TFNS 9,543 - 954); from round 2 on also without the rows repeating a test or validation text (5, 50, 5).
-# Rounds 5, 8-12 and 14-16 chose nothing and ran no test phase.
+# Rounds 5, 8-12 and 14-17 chose nothing and ran no test phase.
 ROUNDS = {1: ("cpu_default", "round 1", {"fpb": 3271, "fiqa": 844, "tfns": 8589}),
           2: ("cpu_default_round2", "round 2", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
           3: ("cpu_default_round3", "round 3", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
@@ -651,13 +656,14 @@ def test_round7_chose_on_validation_as_its_rule_says():
 
 @pytest.mark.parametrize("round_number, candidate, yardstick_round, yardstick", [
     (8, "fpb2-fiqa8-more", 7, "fpb15-fiqa8-more"), (13, "fiqa8-warmup10", 7, "fpb15-fiqa8-more"),
-    (15, "fiqa8-warmup20", 13, "fiqa8-warmup10"), (16, "warmup10-ls01", 13, "fiqa8-warmup10")])
+    (15, "fiqa8-warmup20", 13, "fiqa8-warmup10"), (16, "warmup10-ls01", 13, "fiqa8-warmup10"),
+    (17, "fiqa-neutral2", 13, "fiqa8-warmup10")])
 def test_three_seed_round_against_its_yardstick_as_its_rule_says(round_number, candidate, yardstick_round, yardstick):
     """Rounds 8 and 13's rule: the candidate is tested, once, only if its mean over seeds 42-44 of the validation
-    means beats round 7's record of its choice (same code, same CPU kind); rounds 15-16's the same against round 13's. The
+    means beats round 7's record of its choice (same code, same CPU kind); rounds 15-17's the same against round 13's. The
     README gives both means, each set's change seed for seed, each seed's training time, the outcome (the yardstick's
     recipe stays with no test, or the candidate is chosen and its test phase is run or said not to have run yet) and,
-    for rounds with the two-seed stop (13, 15, 16), the validation mean seed 44 needed after seeds 42-43."""
+    for rounds with the two-seed stop (13, 15-17), the validation mean seed 44 needed after seeds 42-43."""
     record, earlier, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
                                                            f"selection_round{yardstick_round}.json", yardstick)
     seeds = [42, 43, 44]
