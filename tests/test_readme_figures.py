@@ -61,7 +61,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round14.json", "cpu-recipe-selection-round14"),
                     ("selection_round15.json", "cpu-recipe-selection-round15"),
                     ("selection_round16.json", "cpu-recipe-selection-round16"),
-                    ("selection_round17.json", "cpu-recipe-selection-round17")]
+                    ("selection_round17.json", "cpu-recipe-selection-round17"),
+                    ("selection_round18.json", "cpu-recipe-selection-round18")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -89,6 +90,10 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
         if "LR floor" in column:  # round 14 varies it (a share of the peak; 0: cosine to zero)
             floor = run["changes"].get("lr_scheduler_kwargs", {}).get("min_lr_rate", 0)
             assert number(row[column["LR floor"]]) == floor and (floor == 0) == (run["changes"].get("lr_scheduler_type", "cosine") == "cosine")
+        if "LoRA on" in column:  # round 18 varies it
+            targets = run["changes"].get("lora_target_modules", "all-linear")
+            assert row[column["LoRA on"]] == (", ".join(t.removesuffix("_proj") for t in targets)
+                                               if isinstance(targets, list) else "all linear")
         if "FiQA-SA neutral x" in column:  # round 17 varies it (label_weights on FiQA-SA's source)
             [fiqa] = [d for d in run["changes"]["dataset_mixture"]["datasets"] if d["name"] == "fiqa"]
             assert number(row[column["FiQA-SA neutral x"]]) == (fiqa.get("label_weights") or {}).get("neutral", 1)
@@ -179,7 +184,7 @@ METRICS = ("accuracy", "f1_macro", "f1_weighted")
 # Each round's committed test runs: (results directory, row label, rows each source had before weighting).
 # Round 1 trained on the train splits less their validation rows (FPB 3,634 - 363, FiQA 938 - 94,
 # TFNS 9,543 - 954); from round 2 on also without the rows repeating a test or validation text (5, 50, 5).
-# Rounds 5, 8-12 and 14-17 chose nothing and ran no test phase.
+# Rounds 5, 8-12 and 14-18 chose nothing and ran no test phase.
 ROUNDS = {1: ("cpu_default", "round 1", {"fpb": 3271, "fiqa": 844, "tfns": 8589}),
           2: ("cpu_default_round2", "round 2", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
           3: ("cpu_default_round3", "round 3", {"fpb": 3266, "fiqa": 794, "tfns": 8584}),
@@ -733,11 +738,11 @@ def test_round13_adapters_rebuilt_for_the_test_phase_scored_the_recorded_validat
 @pytest.mark.parametrize("round_number, candidate, yardstick_round, yardstick", [
     (9, "fiqa12-tfns064", 7, "fpb15-fiqa8-more"), (10, "fiqa8-lr3e-3", 7, "fpb15-fiqa8-more"),
     (11, "fiqa8-lr15e-4", 7, "fpb15-fiqa8-more"), (12, "fiqa8-r8", 7, "fpb15-fiqa8-more"),
-    (14, "warmup10-minlr10", 13, "fiqa8-warmup10")])
+    (14, "warmup10-minlr10", 13, "fiqa8-warmup10"), (18, "fiqa8-qkv", 13, "fiqa8-warmup10")])
 def test_two_seed_round_stopped_as_its_rule_says(round_number, candidate, yardstick_round, yardstick):
-    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean), round 14 the same against round
-    13's. After seeds 42-43, seed 44 runs unless the mean it would need is above every run the records hold: these
-    rounds stopped there, with no test (rounds 11, 12 and 14 wrote that stop into their rule beforehand). The README
+    """Rounds 9-12 have round 8's rule (beat round 7's three-seed validation mean), rounds 14 and 18 the same against
+    round 13's. After seeds 42-43, seed 44 runs unless the mean it would need is above every run the records hold: these
+    rounds stopped there, with no test (rounds 11, 12, 14 and 18 wrote that stop into their rule beforehand). The README
     gives the changes seed for seed, the two-seed means, that bar and the highest recorded run."""
     record, earlier, mine, theirs = runs_against_yardstick(f"selection_round{round_number}.json", candidate,
                                                            f"selection_round{yardstick_round}.json", yardstick)
