@@ -13,8 +13,6 @@ Reading the test rows here looks at their texts' lengths only, never at labels o
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -26,6 +24,7 @@ from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, load_benchmark, load_trai
 from fingpt_hf.data.errors import MissingSplitError
 from fingpt_hf.data.prompts import adds_special_tokens, format_prompt
 from fingpt_hf.families.tokenization import answer_room, prompt_ids
+from fingpt_hf.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft_lora.yaml"
@@ -59,23 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(model), family)
     style, max_length = recipe.get("prompt_style") or family.prompt_style, int(recipe["max_length"])
     room = answer_room(tokenizer, family)
-    sets: dict[str, dict[str, Any]] = {}
+    sets: dict[str, dict[str, Any]] = {name: {} for name in BENCHMARK_NAMES}
     for name in BENCHMARK_NAMES:
         for split in SPLITS:
             try:
                 rows = load_train_rows(name) if split == "train" else load_benchmark(name, split)
             except MissingSplitError as err:
-                sets.setdefault(name, {})[split] = {"missing": str(err)}
-                continue
-            sets.setdefault(name, {})[split] = split_lengths(rows, tokenizer, family, style, max_length - room)
+                sets[name][split] = {"missing": str(err)}
+            else:
+                sets[name][split] = split_lengths(rows, tokenizer, family, style, max_length - room)
     result = {"schema_version": 1, "recipe": str(args.recipe.resolve().relative_to(ROOT)),
               "model": recipe["model_name_or_path"], "prompt_style": style, "max_length": max_length,
               "answer_room": room, "prompt_limit": max_length - room, "sets": sets,
               "command": "python benchmarks/prompt_lengths.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, args.json)
+    atomic_write_json(args.json, result)
     for name, splits in sets.items():
         for split, figures in splits.items():
             print(name, split, figures)

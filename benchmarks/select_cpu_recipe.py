@@ -109,8 +109,6 @@ ALL_LAYERS_FPB15 = {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32,
                     "dataset_mixture": mixture(1.5, 2.85, 1.01, exclude_scored_texts=True)}
 # Round 7's choice (the recipe shipped after it), which round 8's candidate changes one setting of.
 FPB15_FIQA8 = {**ALL_LAYERS_FPB15, "dataset_mixture": mixture(1.5, 8.0, 1.01, exclude_scored_texts=True)}
-
-
 # Round 13's choice (the recipe shipped after it), which round 14's candidate changes one setting of.
 FIQA8_WARMUP10 = {**FPB15_FIQA8, "warmup_steps": 0.1}
 # Rounds 1-12 ran with the base recipe's warmup at the time (3% of the steps); their candidates keep it whatever the

@@ -631,6 +631,13 @@ def validation_means(record: dict, candidate: str, earlier: dict, yardstick: str
             "theirs": three_seed_mean(earlier, yardstick, lambda r: r["validation_mean"])}
 
 
+def recorded_runs(last_round: int) -> list[tuple[int, dict]]:
+    """Every run the selection records of rounds 1 to ``last_round`` hold, with its round."""
+    names = {1: "selection.json", **{n: f"selection_round{n}.json" for n in range(2, last_round + 1)}}
+    return [(n, run) for n, name in names.items()
+            for run in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]]
+
+
 def validation_spans(mine: dict[int, dict], theirs: dict[int, dict], seeds: list[int]) -> dict[str, str]:
     """The lowest-highest validation mean over the seeds, as the README writes it, for the candidate and the yardstick."""
     values = {name: [runs[s]["validation_mean"] for s in seeds] for name, runs in (("mine", mine), ("theirs", theirs))}
@@ -685,10 +692,7 @@ def test_three_seed_round_against_its_yardstick_as_its_rule_says(round_number, c
         needed = 3 * mean["theirs"] - mine[42]["validation_mean"] - mine[43]["validation_mean"]
         assert f"(after seeds 42 and 43 it needed {needed:.2f}" in text
     if round_number > 13:  # and the best run recorded then: rounds 1 to this one, less this round's seed 44
-        records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, round_number + 1))]
-        then = [r["validation_mean"] for name in records
-                for r in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]
-                if not (name == records[-1] and r["seed"] == 44)]
+        then = [r["validation_mean"] for n, r in recorded_runs(round_number) if not (n == round_number and r["seed"] == 44)]
         assert needed <= max(then)
         assert f"it needed {needed:.2f}, no higher than the best of the {len(then)} runs then recorded, {max(then):.2f}" in text
     if not chosen:
@@ -750,9 +754,7 @@ def test_two_seed_round_stopped_as_its_rule_says(round_number, candidate, yardst
     assert sorted(mine) == seeds and record["test"] is None
     bar = three_seed_mean(earlier, yardstick, lambda r: r["validation_mean"])
     needed = 3 * bar - sum(mine[s]["validation_mean"] for s in seeds)
-    records = ["selection.json", *(f"selection_round{n}.json" for n in range(2, round_number + 1))]  # when it stopped
-    recorded = [r["validation_mean"] for name in records
-                for r in json.loads((RESULTS / "cpu_recipe_selection" / name).read_text())["runs"]]
+    recorded = [r["validation_mean"] for _, r in recorded_runs(round_number)]  # when it stopped
     text = " ".join(README.split())
     # The records hold two decimals, so the two-seed means are exact in decimal (84.975 is shown 84.98, half up).
     mean = {name: (sum(Decimal(str(record[s]["validation_mean"])) for s in seeds) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
