@@ -201,9 +201,10 @@ def test_round_17_candidate_draws_fiqa_neutral_rows_twice_as_often_as_round_13s_
     (15, "fiqa8-warmup20", "fiqa8-warmup10", {"warmup_steps": (0.1, 0.2)}),
     (16, "warmup10-ls01", "fiqa8-warmup10", {"label_smoothing_factor": (None, 0.1)}),
     (18, "fiqa8-qkv", "fiqa8-warmup10", {"lora_target_modules": ("all-linear", ["q_proj", "k_proj", "v_proj"])}),
+    (19, "fiqa8-mlp", "fiqa8-warmup10", {"lora_target_modules": ("all-linear", ["gate_proj", "up_proj", "down_proj"])}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
-    """Rounds 10-13 each change round 7's choice, rounds 14-18 round 13's, in the settings named here and nowhere else
+    """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else
     (round 17's change is tested on its own above)."""
     script = _script()
     assert _changed(script, base, candidate) == changes
