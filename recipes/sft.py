@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
     from fingpt_hf.errors import FinGPTError
     from fingpt_hf.hub.push import push_to_hub
     from fingpt_hf.training.recipe import parse_sft_args
+    from fingpt_hf.training.teardown import end_training_process
 
     try:
         # Parse the recipe and the command line (every key is checked).
@@ -83,10 +84,9 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"adapter saved to {output_dir}")
-    # Leave the process group in order (every rank gets here), rather than to interpreter exit,
-    # where a torch/DeepSpeed comm thread can abort the process after the work is saved.
-    PartialState().destroy_process_group()
-    return 0
+    # Every rank gets here with its outputs written: leave the process groups in order, and end a
+    # rank of a multi-process run without the interpreter's teardown (fingpt_hf/training/teardown.py).
+    return end_training_process(0)
 
 
 if __name__ == "__main__":

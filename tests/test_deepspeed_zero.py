@@ -1,6 +1,7 @@
 """DeepSpeed ZeRO-2 and ZeRO-3 for real: two CPU processes under torchrun train a tiny random
 Llama through recipes/sft.py; the loss falls, the saved adapter reproduces the trained model, and
-the fast path's answer-only loss computed inside the ZeRO engine equals the single-process loss.
+the fast path's answer-only loss computed inside the ZeRO engine equals the single-process loss,
+and each rank ends without the interpreter's teardown (fingpt_hf/training/teardown.py).
 
 DeepSpeed compiles a small shared-memory op the first time it runs on CPU (slow once).
 """
@@ -24,8 +25,18 @@ PROBE_IDS = [[1, 259, 1040, 5124, 42, 9, 300, 77], [1, 17, 18, 19, 20, 21, 22, 2
 # Runs recipes/sft.py's main() with one callback that, at the end of training, computes the
 # logits of the model *inside the trainer* (ZeRO-3: every rank must join the forward pass).
 DRIVER = """
-import runpy, sys, torch
+import atexit, os, runpy, sys, torch
 from transformers import TrainerCallback
+
+# Markers for how the rank ends: its atexit handlers must run, the interpreter's teardown (where
+# module globals are cleared and DeepSpeed's leftover process groups would be destroyed) must not.
+atexit.register(lambda: print("atexit handlers ran", flush=True))
+
+class TeardownMarker:
+    def __del__(self, write=os.write):  # bound now: teardown sets module globals to None first
+        write(1, b"interpreter teardown ran\\n")
+
+MARKER = TeardownMarker()
 
 PROBE = torch.tensor({probe})
 
@@ -82,6 +93,9 @@ def test_zero_two_cpu_processes(stage, tiny_model, tmp_path):
         capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    # Both ranks ended through fingpt_hf.training.teardown: atexit handlers, no interpreter teardown.
+    assert proc.stdout.count("adapter saved") == 2 and proc.stdout.count("atexit handlers ran") == 2, proc.stdout[-2000:]
+    assert "interpreter teardown ran" not in proc.stdout, proc.stdout[-2000:]
 
     info = json.loads((out / "fingpt_run.json").read_text())
     assert info["status"] == "completed" and info["world_size"] == 2
