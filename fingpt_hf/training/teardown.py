@@ -6,8 +6,10 @@ module globals (the forward-module stack in ``deepspeed.runtime.zero.parameter_o
 ``destroy_process_group`` cannot free them: after ``recipes/sft.py``'s ``main`` has saved the
 adapter and destroyed the groups, each rank of a two-process CPU run still holds two gloo process
 groups and their four worker threads. They are torn down only by the interpreter's own teardown,
-and that is where about one ZeRO-3 test run in twenty aborted ("terminate called without an
-active exception", SIGABRT) after "adapter saved" on both ranks. A rank of a multi-process run
+and that is where the ZeRO-3 test's rare abort came (a few times in some eighty runs: "terminate
+called without an active exception", SIGABRT, after "adapter saved" on both ranks; no core dump
+caught the thread, but a native thread that needs the GIL while the interpreter finalizes ends
+that way). A rank of a multi-process run
 therefore runs its ``atexit`` handlers, flushes, and ends with ``os._exit``, skipping that
 teardown; a single process (and any in-process caller, such as a test) returns normally.
 """
