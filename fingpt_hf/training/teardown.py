@@ -9,9 +9,9 @@ groups and their four worker threads. They are torn down only by the interpreter
 and that is where the ZeRO-3 test's rare abort came (a few times in some eighty runs: "terminate
 called without an active exception", SIGABRT, after "adapter saved" on both ranks; no core dump
 caught the thread, but a native thread that needs the GIL while the interpreter finalizes ends
-that way). A rank of a multi-process run
-therefore runs its ``atexit`` handlers, flushes, and ends with ``os._exit``, skipping that
-teardown; a single process (and any in-process caller, such as a test) returns normally.
+that way). A rank of a multi-process run therefore runs its ``atexit`` handlers, flushes, and
+ends with ``os._exit``, skipping that teardown; a single process (and any in-process caller, such
+as a test) returns normally.
 """
 
 from __future__ import annotations
