@@ -45,8 +45,9 @@ figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
 ``benchmarks/results/cpu_default/summary.json``. Finished runs are skipped, so a killed command
 continues where it stopped. A recorded run whose directory was lost (``--out`` is not committed) is rebuilt
-by ``run`` (its time and validation figures go under the run's ``rebuilt``), and ``test`` refuses any
-adapter whose validation figures are not the record's, before it looks at a test row.
+by ``run`` (its time and validation figures go under the run's ``rebuilt``; refused before training on a CPU
+whose bf16 kernels are not the record's), and ``test`` refuses any adapter whose validation figures are not the
+record's, before it looks at a test row.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from typing import Any
 
 import yaml
 
-from fingpt_hf.hardware import cpu_description
+from fingpt_hf.hardware import bf16_kernel_features, cpu_description
 from fingpt_hf.provenance import read_run_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -421,6 +422,22 @@ def check_reproduced(recorded: dict[str, Any], validation: dict[str, float]) -> 
                          "so its test figures would not be the chosen run's")
 
 
+def check_rebuildable(recorded: dict[str, Any], here: dict[str, Any]) -> None:
+    """Refuse, before training, to rebuild a recorded run on a CPU whose bf16 kernels are not the record's.
+
+    The rebuild could not score the recorded figures (``check_reproduced`` would refuse it after a whole
+    training), because those kernels round otherwise. Rounds 1-3 recorded no CPU: there only the validation check
+    after training applies."""
+    if "cpu" not in recorded:
+        return
+    theirs, mine = bf16_kernel_features(recorded["cpu"]), bf16_kernel_features(here)
+    if theirs != mine:
+        raise SystemExit(f"error: {recorded['candidate']} seed {recorded['seed']} was trained on a CPU with {theirs} "
+                         f"({recorded['cpu'].get('model_name')}), this one has {mine} ({here.get('model_name')}): "
+                         "its bf16 kernels round otherwise, so a rebuild here cannot be the recorded run; "
+                         "rebuild it on a machine of the record's kind")
+
+
 def run(name: str, seeds: list[int], out: Path) -> None:
     record = read_record(name)
     for seed in seeds:
@@ -429,6 +446,8 @@ def run(name: str, seeds: list[int], out: Path) -> None:
         if recorded is not None and (directory / "validation" / "results.json").exists():
             print(f"{name} seed {seed}: already in the record, skipped")
             continue
+        if recorded is not None and not adapter_file(directory).exists():
+            check_rebuildable(recorded, cpu_description())
         directory.mkdir(parents=True, exist_ok=True)
         recipe_path = directory / "recipe.yaml"
         recipe_path.write_text(yaml.safe_dump(candidate_recipe(name, seed), sort_keys=False))

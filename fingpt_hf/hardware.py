@@ -52,3 +52,16 @@ def cpu_description() -> dict[str, object]:
     return {"model_name": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch_capability": torch.backends.cpu.get_cpu_capability(),
             "avx512_bf16": _torch_cpu_has("_is_avx512_bf16_supported"), "amx": _torch_cpu_has("_is_amx_tile_supported")}
+
+
+BF16_KERNEL_FEATURES = ("amx", "avx512_bf16", "torch_capability")
+
+
+def bf16_kernel_features(cpu: dict[str, object]) -> dict[str, object]:
+    """The part of a ``cpu_description`` that picks torch's bf16 matmul kernels, and so how they round.
+
+    Two runs of one recipe give the same adapter only where these agree: round 19's seed 42, trained on an
+    Intel Xeon with AMX, scored validation otherwise when trained again on an AMD EPYC with AVX512-BF16 alone
+    (``selection_round19.json``, its ``rebuilt``)."""
+    return {key: cpu.get(key) for key in BF16_KERNEL_FEATURES}
+

@@ -740,6 +740,21 @@ def test_round13_adapters_rebuilt_for_the_test_phase_scored_the_recorded_validat
     assert f"seeds 42, 43, 44 trained in {seconds[0]}, {seconds[1]} and {seconds[2]} s, `train_runtime`" in text
 
 
+def test_round19_rebuild_on_another_cpu_is_stated_as_recorded():
+    """Round 19's seed 42 rebuilt on an AMD EPYC without AMX: the README gives that rebuild's validation figures and
+    time, and the record's, as `selection_round19.json` keeps them; the two differ, so its test phase has not run."""
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round19.json").read_text())
+    [run] = [r for r in record["runs"] if r["candidate"] == "fiqa8-mlp" and r["seed"] == 42]
+    [other] = [r for r in run["rebuilt"] if not r["cpu"]["amx"]]
+    assert run["cpu"]["amx"] and other["cpu"]["avx512_bf16"] and other["cpu"]["model_name"] == "AMD EPYC"
+    assert other["validation_f1_weighted"] != run["validation_f1_weighted"] and record["test"] is None
+    mine, theirs = other["validation_f1_weighted"], run["validation_f1_weighted"]
+    text = " ".join(README.split())
+    assert (f"seed 42 trained there (in {other['train_runtime_seconds']:,.0f} s, `train_runtime`) scored validation "
+            f"FPB {mine['fpb']:.2f}, FiQA-SA {mine['fiqa']:.2f}, TFNS {mine['tfns']:.2f} against the record's "
+            f"{theirs['fpb']:.2f}, {theirs['fiqa']:.2f}, {theirs['tfns']:.2f}") in text
+
+
 @pytest.mark.parametrize("round_number, candidate, yardstick_round, yardstick", [
     (9, "fiqa12-tfns064", 7, "fpb15-fiqa8-more"), (10, "fiqa8-lr3e-3", 7, "fpb15-fiqa8-more"),
     (11, "fiqa8-lr15e-4", 7, "fpb15-fiqa8-more"), (12, "fiqa8-r8", 7, "fpb15-fiqa8-more"),

@@ -210,3 +210,31 @@ def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(ro
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number
     assert script.record_path(candidate).name == f"selection_round{round_number}.json"
+
+
+def test_rebuild_is_refused_before_training_on_a_cpu_whose_bf16_kernels_are_not_the_records(tmp_path, monkeypatch):
+    """Round 19's seed 42 was trained on an Intel Xeon with AMX; rebuilt on an AMD EPYC with AVX512-BF16 alone it
+    scored validation otherwise (its ``rebuilt`` entry). ``run`` now refuses such a rebuild before it trains or
+    writes anything, naming both CPUs; on a CPU of the record's kind it goes on."""
+    import json
+
+    script = _script()
+    record_path = script.record_path("fiqa8-mlp")
+    recorded = next(r for r in json.loads(record_path.read_text())["runs"] if r["seed"] == 42)
+    [epyc] = [r for r in recorded["rebuilt"] if not r["cpu"]["amx"]]
+    assert epyc["validation_f1_weighted"] != recorded["validation_f1_weighted"]
+    with pytest.raises(SystemExit, match=r"seed 42 was trained on a CPU with \{'amx': True.*\(Intel\(R\) Xeon\(R\) "
+                                         r"Processor\), this one has \{'amx': False.*\(AMD EPYC\)"):
+        script.check_rebuildable(recorded, epyc["cpu"])
+    script.check_rebuildable(recorded, recorded["cpu"])  # the record's own kind: no objection
+    script.check_rebuildable({k: v for k, v in recorded.items() if k != "cpu"}, epyc["cpu"])  # rounds 1-3: unknown
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the CPU was checked")
+
+    monkeypatch.setattr(script, "cpu_description", lambda: epyc["cpu"])
+    monkeypatch.setattr(script.subprocess, "run", no_training)
+    before = record_path.read_bytes()
+    with pytest.raises(SystemExit, match="a rebuild here cannot be the recorded run"):
+        script.run("fiqa8-mlp", [42], tmp_path)
+    assert record_path.read_bytes() == before and not any(tmp_path.iterdir())
