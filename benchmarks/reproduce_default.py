@@ -48,8 +48,9 @@ def run_main_command(out: Path) -> float:
     return time.monotonic() - started
 
 
-def reproduction_record(out: Path, wall_seconds: float, what: str) -> dict[str, Any]:
-    """What the main command wrote to ``out``, in the committed reproduction layout."""
+def reproduction_record(out: Path, wall_seconds: float, what: str, command: str | None = None) -> dict[str, Any]:
+    """What the main command (or ``command``, which writes the same layout) wrote to ``out``, in the committed
+    reproduction layout: the adapter in ``out``, its test results in ``out/eval``."""
     run = read_run_info(out)
     if run is None or run.get("status") != "completed":
         raise SystemExit(f"{out}: no completed training run (fingpt_run.json with status 'completed')")
@@ -57,7 +58,7 @@ def reproduction_record(out: Path, wall_seconds: float, what: str) -> dict[str, 
     if not results_path.is_file():
         raise SystemExit(f"{results_path}: missing; the main command's evaluation did not finish")
     return {
-        "command": f"OUT={out} {MAIN_COMMAND}",
+        "command": command or f"OUT={out} {MAIN_COMMAND}",
         "cpu": run["cpu"],
         "mixture_content_hash": run["mixture"]["content_hash"],
         "results": json.loads(results_path.read_text()),

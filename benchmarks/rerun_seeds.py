@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Train a committed default's other seeds again on this machine and score them on the test sets.
+
+A committed seed (``benchmarks/results/cpu_default_roundN/seedS/``) keeps the recipe file it was trained
+from. On a CPU of the same kind a rerun gives its adapter byte for byte; on a CPU whose bf16 kernels differ
+(an AMD EPYC with AVX512-BF16 against an Intel Xeon with AMX) it gives another adapter, and these reruns show
+how far the default's figures move there. Each seed runs the main command's two steps, ``recipes/sft.py`` on
+that recipe file and ``recipes/evaluate.py`` with the default's evaluation recipe on the test sets, and gets
+one JSON in ``reproduce_default.py``'s layout (seed 42 is the main command itself: run that script).
+
+    python benchmarks/rerun_seeds.py --results benchmarks/results/cpu_default_round13 --seeds 43 44 \\
+        --out /work/runs/rerun --json-name 'seed{seed}_epyc.json'
+
+The JSONs go to ``<results>/reproduction/``. Run it alone on the machine (each record keeps its times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from fingpt_hf.io import atomic_write_json
+from reproduce_default import ROOT, git_commit, reproduction_record
+
+EVAL_RECIPE = ROOT / "recipes" / "smollm2-135m" / "eval.yaml"
+
+
+def rerun(recipe: Path, out: Path) -> float:
+    """Train ``recipe`` into ``out`` and score it on the test sets into ``out/eval``; return the wall seconds."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "recipes/sft.py", "--config", str(recipe), "--output_dir", str(out)],
+                   cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "recipes/evaluate.py", "--config", str(EVAL_RECIPE), "--adapter", str(out),
+                    "--output_dir", str(out / "eval")], cwd=ROOT, env=env, check=True)
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, required=True, help="a committed default's directory (seed<N>/recipe.yaml)")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--out", type=Path, required=True, help="where the runs go (one directory per seed)")
+    parser.add_argument("--json-name", required=True, help="the record's file name, with {seed}")
+    args = parser.parse_args(argv)
+    if "{seed}" not in args.json_name or Path(args.json_name).name != args.json_name:
+        parser.error(f"--json-name {args.json_name!r} must be a file name holding {{seed}}")
+    recipes = {seed: args.results / f"seed{seed}" / "recipe.yaml" for seed in args.seeds}
+    for seed, recipe in recipes.items():  # every input checked before the first training starts
+        if not recipe.is_file():
+            parser.error(f"{recipe}: no committed recipe for seed {seed}")
+        if (args.out / f"seed{seed}").exists():
+            parser.error(f"{args.out / f'seed{seed}'} exists; each rerun must write a fresh directory")
+    for seed, recipe in recipes.items():
+        out = (args.out / f"seed{seed}").resolve()
+        wall = rerun(recipe, out)
+        shown = recipe.resolve().relative_to(ROOT) if recipe.resolve().is_relative_to(ROOT) else recipe
+        what = (f"recipes/sft.py on {shown} then recipes/evaluate.py on the test sets, on a clone of {git_commit()}, "
+                f"alone on the machine, {date.today().isoformat()}")
+        record = reproduction_record(out, wall, what, command=f"python benchmarks/rerun_seeds.py --results "
+                                     f"{args.results} --seeds {seed} --out {args.out} --json-name '{args.json_name}'")
+        path = args.results / "reproduction" / args.json_name.format(seed=seed)
+        atomic_write_json(path, record)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
