@@ -32,7 +32,8 @@ EVAL_RECIPE = ROOT / "recipes" / "smollm2-135m" / "eval.yaml"
 
 def rerun(recipe: Path, out: Path) -> float:
     """Train ``recipe`` into ``out`` and score it on the test sets into ``out/eval``; return the wall seconds."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {"FINGPT_DATA_DIR": str(ROOT.parent / "shared" / "fingpt-data"),  # the main command's default mirror
+           **os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     started = time.monotonic()
     subprocess.run([sys.executable, "recipes/sft.py", "--config", str(recipe), "--output_dir", str(out)],
                    cwd=ROOT, env=env, check=True)
