@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import date
@@ -26,19 +25,14 @@ from pathlib import Path
 
 from fingpt_hf.io import atomic_write_json
 from reproduce_default import ROOT, git_commit, reproduction_record
-
-EVAL_RECIPE = ROOT / "recipes" / "smollm2-135m" / "eval.yaml"
+from select_cpu_recipe import TEST_SETS, evaluate, train
 
 
 def rerun(recipe: Path, out: Path) -> float:
     """Train ``recipe`` into ``out`` and score it on the test sets into ``out/eval``; return the wall seconds."""
-    env = {"FINGPT_DATA_DIR": str(ROOT.parent / "shared" / "fingpt-data"),  # the main command's default mirror
-           **os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     started = time.monotonic()
-    subprocess.run([sys.executable, "recipes/sft.py", "--config", str(recipe), "--output_dir", str(out)],
-                   cwd=ROOT, env=env, check=True)
-    subprocess.run([sys.executable, "recipes/evaluate.py", "--config", str(EVAL_RECIPE), "--adapter", str(out),
-                    "--output_dir", str(out / "eval")], cwd=ROOT, env=env, check=True)
+    train(recipe, out)
+    evaluate(out, "test", TEST_SETS, out / "eval")
     return time.monotonic() - started
 
 
@@ -57,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{recipe}: no committed recipe for seed {seed}")
         if (args.out / f"seed{seed}").exists():
             parser.error(f"{args.out / f'seed{seed}'} exists; each rerun must write a fresh directory")
+    # Offline on the main command's data mirror, for both steps (environment, as scripts/run_default.sh sets it).
+    os.environ.setdefault("FINGPT_DATA_DIR", str(ROOT.parent / "shared" / "fingpt-data"))
+    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     for seed, recipe in recipes.items():
         out = (args.out / f"seed{seed}").resolve()
         wall = rerun(recipe, out)

@@ -396,6 +396,12 @@ def scores(results_json: Path) -> dict[str, float]:
     return {name: round(100 * r["metrics"]["f1_weighted"], 2) for name, r in results.items()}
 
 
+def train(recipe: Path, output_dir: Path) -> None:
+    """Train ``recipe`` into ``output_dir`` with ``recipes/sft.py``, as the main command does."""
+    subprocess.run([sys.executable, str(ROOT / "recipes" / "sft.py"), "--config", str(recipe),
+                    "--output_dir", str(output_dir)], check=True, cwd=ROOT)
+
+
 def evaluate(adapter: Path, split: str, datasets: tuple[str, ...], output_dir: Path) -> Path:
     subprocess.run([sys.executable, str(ROOT / "recipes" / "evaluate.py"), "--config", str(EVAL_RECIPE),
                     "--adapter", str(adapter), "--split", split, "--datasets", ",".join(datasets),
@@ -454,8 +460,7 @@ def run(name: str, seeds: list[int], out: Path) -> None:
         started = time.monotonic()
         trained_here = not adapter_file(directory).exists()
         if trained_here:
-            subprocess.run([sys.executable, str(ROOT / "recipes" / "sft.py"), "--config", str(recipe_path),
-                            "--output_dir", str(directory / "adapter")], check=True, cwd=ROOT)
+            train(recipe_path, directory / "adapter")
         # A finished adapter left by an earlier (killed) command is not retrained: its command time is unknown.
         train_seconds = round(time.monotonic() - started, 1) if trained_here else None
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))

@@ -64,4 +64,3 @@ def bf16_kernel_features(cpu: dict[str, object]) -> dict[str, object]:
     Intel Xeon with AMX, scored validation otherwise when trained again on an AMD EPYC with AVX512-BF16 alone
     (``selection_round19.json``, its ``rebuilt``)."""
     return {key: cpu.get(key) for key in BF16_KERNEL_FEATURES}
-
