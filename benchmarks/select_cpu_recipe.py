@@ -39,7 +39,9 @@ floor of 10% of the peak on the cosine decay with round 13's record (not chosen)
 (``selection_round16.json``) compares label smoothing 0.1 with round 13's record (not chosen); round 17
 (``selection_round17.json``) compares FiQA-SA's neutral rows drawn twice as often with round 13's record (not chosen); round 18
 (``selection_round18.json``) compares LoRA on the q/k/v projections only with round 13's record (not chosen); round 19
-(``selection_round19.json``) compares LoRA on the MLP's projections only with round 13's record (chosen on validation; its test phase not run yet). The record
+(``selection_round19.json``) compares LoRA on the MLP's projections only with round 13's record (chosen on validation; its test phase not
+run: its adapters cannot be rebuilt on an AMD EPYC); round 20 (``selection_round20.json``) makes round 19's comparison
+again on an AMD EPYC, with round 13's choice as its control there. The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -68,6 +70,7 @@ import yaml
 
 from fingpt_hf.hardware import bf16_kernel_features, cpu_description
 from fingpt_hf.provenance import read_run_info
+from fingpt_hf.training.run_info import recipe_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft_lora.yaml"
@@ -113,6 +116,8 @@ ALL_LAYERS_FPB15 = {**ALL_LAYERS_B32, "lora_r": 16, "lora_alpha": 32,
 FPB15_FIQA8 = {**ALL_LAYERS_FPB15, "dataset_mixture": mixture(1.5, 8.0, 1.01, exclude_scored_texts=True)}
 # Round 13's choice (the recipe shipped after it), which round 14's candidate changes one setting of.
 FIQA8_WARMUP10 = {**FPB15_FIQA8, "warmup_steps": 0.1}
+# Round 19's candidate, which round 20 runs again on another kind of CPU.
+FIQA8_MLP = {**FIQA8_WARMUP10, "lora_target_modules": ["gate_proj", "up_proj", "down_proj"]}
 # Rounds 1-12 ran with the base recipe's warmup at the time (3% of the steps); their candidates keep it whatever the
 # base recipe says now.
 EARLIER_WARMUP = 0.03
@@ -343,7 +348,25 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # Seeds 42-43: 85.43 and 87.30; seed 44 needed above 87.22, no higher than the best recorded run, so it ran: 87.30.
     # Its 3-seed validation mean was 86.68 against 86.65 (a tie inside the seeds' spread, but above): chosen on
     # validation, so by the rule it is tested once (its test phase has not run yet) and then shipped.
-    "fiqa8-mlp": {**FIQA8_WARMUP10, "lora_target_modules": ["gate_proj", "up_proj", "down_proj"]},
+    "fiqa8-mlp": FIQA8_MLP,
+}, 20: {
+    # Round 20 runs on an AMD EPYC with AVX512-BF16 and no AMX, where round 19's test phase cannot run: round 19's
+    # adapters were trained on an Intel Xeon with AMX, whose bf16 kernels round otherwise, and its seed 42 rebuilt here
+    # scored other validation figures (its ``rebuilt`` entry). So round 20 makes round 19's comparison again with its
+    # own control, both on this kind of CPU and on the code round 19 ran on (as round 4 did on the Xeon): round 13's
+    # choice (the control) and round 19's candidate, LoRA on the MLP's projections only, seeds 42-44 each.
+    # Rule, written before the control's validation figures and the candidate's seeds 43-44 were known: the candidate
+    # is tested, once (its adapters trained here), and shipped if its validation mean over seeds 42-44 (FPB, FiQA-SA,
+    # TFNS) is higher than the control's; otherwise round 13's choice stays and the candidate's test sets are not looked
+    # at. If, after seeds 42 and 43, its seed 44 would need a validation mean above the highest of the runs recorded in
+    # rounds 1-20 (88.06 before this round), seed 44 is not run and the candidate is not chosen.
+    # Known before this was written: the candidate's seed 42 (round 19's rebuild here: FPB 87.14, FiQA-SA 83.63, TFNS
+    # 86.86) and the control's test figures on this kind of CPU (cpu_default_round13/reproduction/*_epyc.json), whose
+    # three adapters (seed 42 from the main command, 43 and 44 from rerun_seeds.py) are the control's runs here; ``run``
+    # scores an adapter it did not train only if its fingpt_run.json shows a completed run of the candidate's recipe
+    # (the same recipe hash) on a CPU with this one's bf16 kernels.
+    "epyc-control-warmup10": FIQA8_WARMUP10,
+    "epyc-fiqa8-mlp": FIQA8_MLP,
 }}
 CANDIDATES: dict[str, dict[str, Any]] = {name: changes for round_ in ROUNDS.values() for name, changes in round_.items()}
 
@@ -444,6 +467,25 @@ def check_rebuildable(recorded: dict[str, Any], here: dict[str, Any]) -> None:
                          "rebuild it on a machine of the record's kind")
 
 
+def check_finished_adapter(adapter: Path, recipe: dict[str, Any], here: dict[str, Any]) -> None:
+    """Refuse to score an adapter that ``run`` did not train unless it is a finished run of ``recipe`` on this kind of CPU.
+
+    Its validation figures go into the record as the candidate's run on this machine, so its ``fingpt_run.json``
+    must show a completed training of the same options (``recipe_hash``: run-control options such as the output
+    directory left out) on a CPU whose bf16 kernels are this one's."""
+    info = read_run_info(adapter)
+    if info is None or info.get("status") != "completed":
+        raise SystemExit(f"error: {adapter} holds no completed run (fingpt_run.json missing or not 'completed'); "
+                         "remove the directory so that run trains it")
+    if info.get("recipe_hash") != recipe_hash(recipe):
+        raise SystemExit(f"error: {adapter} was trained from another recipe (hash {info.get('recipe_hash')}, the "
+                         f"candidate's {recipe_hash(recipe)}); it is not this candidate's run")
+    theirs, mine = bf16_kernel_features(info.get("cpu") or {}), bf16_kernel_features(here)
+    if theirs != mine:
+        raise SystemExit(f"error: {adapter} was trained on a CPU with {theirs}, this one has {mine}; "
+                         "a round's runs are trained on one kind of CPU")
+
+
 def run(name: str, seeds: list[int], out: Path) -> None:
     record = read_record(name)
     for seed in seeds:
@@ -452,16 +494,19 @@ def run(name: str, seeds: list[int], out: Path) -> None:
         if recorded is not None and (directory / "validation" / "results.json").exists():
             print(f"{name} seed {seed}: already in the record, skipped")
             continue
-        if recorded is not None and not adapter_file(directory).exists():
+        recipe = candidate_recipe(name, seed)
+        trained_here = not adapter_file(directory).exists()
+        if recorded is not None and trained_here:
             check_rebuildable(recorded, cpu_description())
+        if not trained_here:  # left by an earlier (killed) command, or trained before the round began
+            check_finished_adapter(directory / "adapter", recipe, cpu_description())
         directory.mkdir(parents=True, exist_ok=True)
         recipe_path = directory / "recipe.yaml"
-        recipe_path.write_text(yaml.safe_dump(candidate_recipe(name, seed), sort_keys=False))
+        recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
         started = time.monotonic()
-        trained_here = not adapter_file(directory).exists()
         if trained_here:
             train(recipe_path, directory / "adapter")
-        # A finished adapter left by an earlier (killed) command is not retrained: its command time is unknown.
+        # A finished adapter already in the directory is not retrained: its command time is unknown.
         train_seconds = round(time.monotonic() - started, 1) if trained_here else None
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
         measured = {"train_command_seconds": train_seconds, "train_runtime_seconds": train_runtime(directory / "adapter"),

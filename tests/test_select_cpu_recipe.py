@@ -202,10 +202,12 @@ def test_round_17_candidate_draws_fiqa_neutral_rows_twice_as_often_as_round_13s_
     (16, "warmup10-ls01", "fiqa8-warmup10", {"label_smoothing_factor": (None, 0.1)}),
     (18, "fiqa8-qkv", "fiqa8-warmup10", {"lora_target_modules": ("all-linear", ["q_proj", "k_proj", "v_proj"])}),
     (19, "fiqa8-mlp", "fiqa8-warmup10", {"lora_target_modules": ("all-linear", ["gate_proj", "up_proj", "down_proj"])}),
+    (20, "epyc-control-warmup10", "fiqa8-warmup10", {}),  # round 20 runs round 19's comparison again on an EPYC
+    (20, "epyc-fiqa8-mlp", "fiqa8-mlp", {}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
     """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else
-    (round 17's change is tested on its own above)."""
+    (round 17's change is tested on its own above); round 20's two are round 13's choice and round 19's candidate."""
     script = _script()
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number
@@ -238,3 +240,51 @@ def test_rebuild_is_refused_before_training_on_a_cpu_whose_bf16_kernels_are_not_
     with pytest.raises(SystemExit, match="a rebuild here cannot be the recorded run"):
         script.run("fiqa8-mlp", [42], tmp_path)
     assert record_path.read_bytes() == before and not any(tmp_path.iterdir())
+
+
+def test_run_scores_an_adapter_it_did_not_train_only_if_it_is_a_finished_run_of_the_candidate_on_this_kind_of_cpu(
+        tmp_path, monkeypatch):
+    """Round 20 scores adapters trained before it (the shipped recipe's seeds on the EPYC). ``run`` takes such an
+    adapter only if its fingpt_run.json shows a completed run of the candidate's recipe on a CPU with this one's bf16
+    kernels; otherwise it stops before it scores or writes anything. Real run files: round 13's committed seed 43
+    (trained on the Xeon with AMX)."""
+    import json
+
+    script = _script()
+    committed = REPO / "benchmarks" / "results" / "cpu_default_round13" / "seed43" / "fingpt_run.json"
+    info = json.loads(committed.read_text())
+    xeon, epyc = info["cpu"], {**info["cpu"], "model_name": "AMD EPYC", "torch_capability": "AVX512", "amx": False}
+
+    def adapter_dir(seed: int, run_info: dict) -> None:
+        adapter = tmp_path / "epyc-control-warmup10" / f"seed{seed}" / "adapter"
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_model.safetensors").write_bytes(b"")
+        (adapter / "fingpt_run.json").write_text(json.dumps(run_info))
+
+    class Scored(Exception):
+        pass
+
+    def no_subprocess(command, **kwargs):  # training or scoring: the checks come before both
+        raise Scored(command)
+
+    monkeypatch.setattr(script.subprocess, "run", no_subprocess)
+    record_path = script.record_path("epyc-control-warmup10")
+    before = record_path.read_bytes() if record_path.exists() else None
+
+    def refused(seed: int, match: str) -> None:
+        with pytest.raises(SystemExit, match=match):
+            script.run("epyc-control-warmup10", [seed], tmp_path)
+        assert not (tmp_path / "epyc-control-warmup10" / f"seed{seed}" / "recipe.yaml").exists()
+
+    monkeypatch.setattr(script, "cpu_description", lambda: xeon)
+    adapter_dir(43, info)  # the candidate's own recipe, seed 43, on a CPU of this kind: scored
+    with pytest.raises(Scored, match="--split.*validation"):
+        script.run("epyc-control-warmup10", [43], tmp_path)
+    adapter_dir(44, info)  # seed 43's run in seed 44's place: another recipe hash
+    refused(44, "was trained from another recipe")
+    adapter_dir(45, {**info, "status": "running"})  # a killed training
+    refused(45, "holds no completed run")
+    monkeypatch.setattr(script, "cpu_description", lambda: epyc)
+    (tmp_path / "epyc-control-warmup10" / "seed43" / "recipe.yaml").unlink(missing_ok=True)
+    refused(43, r"trained on a CPU with \{'amx': True.*this one has \{'amx': False")
+    assert (record_path.read_bytes() if record_path.exists() else None) == before
