@@ -121,6 +121,8 @@ FIQA8_MLP = {**FIQA8_WARMUP10, "lora_target_modules": ["gate_proj", "up_proj", "
 # Rounds 1-12 ran with the base recipe's warmup at the time (3% of the steps); their candidates keep it whatever the
 # base recipe says now.
 EARLIER_WARMUP = 0.03
+# Until round 20 the base recipe put LoRA on every linear layer; a candidate that names no placement keeps that.
+EARLIER_LORA_TARGETS = "all-linear"
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
@@ -403,6 +405,7 @@ def write_json(path: Path, data: Any) -> None:
 def candidate_recipe(name: str, seed: int) -> dict[str, Any]:
     recipe = yaml.safe_load(BASE_RECIPE.read_text())
     recipe["warmup_steps"] = EARLIER_WARMUP  # unless the candidate names its own
+    recipe["lora_target_modules"] = EARLIER_LORA_TARGETS  # likewise
     for key, value in copy.deepcopy(CANDIDATES[name]).items():
         recipe[key] = value
     recipe["seed"] = seed

@@ -1,7 +1,8 @@
 """LoRA training throughput on CPU: FastSFTTrainer vs plain TRL SFTTrainer, side by side.
 
 Same model (the embedded SmolLM2-135M-Instruct by default), same FPB train rows with FinGPT's
-prompt, same LoRA (r=16, all linear layers, dropout as the CPU recipe: 0), batch 8. Each configuration trains a fresh LoRA for
+prompt, same LoRA (r=16, all linear layers unless ``--lora-target-modules`` names some, dropout as the CPU
+recipe: 0), batch 8. Each configuration trains a fresh LoRA for
 ``--warmup`` + ``--steps`` optimizer steps; only the last ``--steps`` are timed. Every configuration
 computes in the dtype this CPU runs natively: bf16 where it has AVX512-BF16 or AMX (TRL's default
 ``bf16=True``, the fast trainer's autocast), float32 elsewhere (``bf16=False`` for every
@@ -11,13 +12,14 @@ run, before and after the configurations, to get this machine's peak, and each c
 useful work is reported as a share of the higher of the two:
 
     useful FLOPs / step = 2 x (linear params of the decoder body) x (non-pad tokens)
-                        + 2 x (linear params of the adapted layers) x (non-pad tokens)
+                        + 2 x (frozen linear params whose input needs a gradient) x (non-pad tokens)
                         + 4 x (vocab x hidden) x (answer tokens)
 
-(forward 2NT + backward to the activations 2NT; a frozen base needs no weight gradients, the
-backward pass needs to reach no lower than the lowest adapted layer, which is every layer unless
-``--lora-top-layers`` is given, and the LM head is only needed where the loss is). Recomputation by gradient checkpointing, padding and
-prompt-token logits are not useful work, so they lower the share. With the shared prefix, the
+(forward 2NT + backward to the activations 2NT; a frozen base needs no weight gradients, and a frozen linear
+layer runs its input-gradient matmul only where its input needs a gradient, i.e. above the lowest adapted module:
+``backward_linear_params`` finds those layers from what autograd runs, for ``--lora-top-layers`` and
+``--lora-target-modules``; the LM head is only needed where the loss is; LoRA's own matmuls are not counted).
+Recomputation by gradient checkpointing, padding and prompt-token logits are not useful work, so they lower the share. With the shared prefix, the
 tokens a shared instruction saves are not counted (they never ran), so its share is that of the
 work it did, while its samples/s carries the saving.
 
@@ -33,6 +35,7 @@ settings as the fast trainer, no checkpointing, length-grouped batches).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -106,16 +109,38 @@ class CountingCollator:
         return batch
 
 
-def body_linear_params(model, top_layers: int = 0) -> int:
-    """Weights of the linear layers that every token passes through (not embeddings, not the LM head);
-    with ``top_layers``, only those of the last ``top_layers`` decoder layers."""
-    from fingpt_hf.training.fast_trainer import repeated_layers
+def body_linear_params(model) -> int:
+    """Weights of the linear layers that every token passes through (not embeddings, not the LM head)."""
+    head = model.get_output_embeddings()
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+
+
+def backward_linear_params(model, lora, sample: torch.Tensor) -> int:
+    """Weights of the frozen body linear layers whose input needs a gradient once ``lora`` is applied to ``model``.
+
+    Only those run their input-gradient matmul in the backward pass: below the lowest adapted module nothing needs
+    a gradient (with LoRA on the top layers, every lower layer; with LoRA on the MLP only, the lowest layer's
+    attention too). Found by one forward pass of ``sample`` with hooks, so it is what autograd runs, for any
+    placement. ``model`` is changed (LoRA is applied to it): pass a copy that is not trained."""
+    from peft import get_peft_model
 
     head = model.get_output_embeddings()
-    modules = model.modules()
-    if top_layers:
-        modules = (m for layer in list(repeated_layers(model))[-top_layers:] for m in layer.modules())
-    return sum(m.weight.numel() for m in modules if isinstance(m, torch.nn.Linear) and m is not head)
+    peft_model = get_peft_model(model, lora)
+    needed: dict[int, int] = {}
+
+    def hook(module, inputs, output):
+        if inputs[0].requires_grad:
+            needed[id(module)] = module.weight.numel()
+
+    frozen = [m for m in peft_model.modules()
+              if isinstance(m, torch.nn.Linear) and m is not head and not m.weight.requires_grad]
+    handles = [m.register_forward_hook(hook) for m in frozen]
+    try:
+        peft_model(input_ids=sample)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sum(needed.values())
 
 
 def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -> dict:
@@ -130,11 +155,14 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     n_body = body_linear_params(model)
-    n_backward = body_linear_params(model, args.lora_top_layers)
     vocab_x_hidden = model.get_output_embeddings().weight.numel()
+    targets = args.lora_target_modules.split(",") if args.lora_target_modules else all_linear_targets(model)
     lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=args.lora_dropout,
-                      target_modules=all_linear_targets(model), task_type="CAUSAL_LM",
+                      target_modules=targets, task_type="CAUSAL_LM",
                       layers_to_transform=top_layers(model, args.lora_top_layers))
+    sample = tokenizer(dataset[0]["prompt"] + dataset[0]["completion"], return_tensors="pt")["input_ids"]
+    n_backward = backward_linear_params(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32),
+                                        copy.deepcopy(lora), sample)
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
             output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
@@ -197,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-top-layers", type=int, default=0,
                         help="LoRA on the last N layers only, for every configuration (default 0: all)")
+    parser.add_argument("--lora-target-modules", default=None,
+                        help="comma-separated module names LoRA wraps, for every configuration (default: all linear "
+                             "layers)")
     parser.add_argument("--lora-dropout", type=float, default=0.0,
                         help="the same for every configuration (default: the CPU recipe's 0.0)")
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")

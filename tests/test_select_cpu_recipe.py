@@ -57,6 +57,7 @@ def test_each_recorded_run_is_its_candidates_recipe_today():
             assert recipe["learning_rate"] == run["changes"]["learning_rate"]
             assert recipe["lora_r"] == run["changes"].get("lora_r", 16), run  # round 5 varies the rank
             assert recipe["warmup_steps"] == run["changes"].get("warmup_steps", 0.03), run  # round 13 varies it
+            assert recipe["lora_target_modules"] == run["changes"].get("lora_target_modules", "all-linear"), run  # 18-20
             assert {**run["changes"]["dataset_mixture"], "seed": run["seed"]} == recipe["dataset_mixture"], run
 
 

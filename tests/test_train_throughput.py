@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmark_scripts import BENCHMARKS, load_benchmark_script
 
 
@@ -27,3 +29,33 @@ def test_without_native_bf16_every_configuration_and_the_peak_are_float32(
     assert data["fp32_peak_gflops"]["before"] > 0
     assert [(r["name"], r["bf16"]) for r in data["results"]] == [("trl-default", False), ("fast", False)]
     assert data["speedups_samples_per_s"]["fast vs trl-default"] > 0
+
+
+ATTENTION, MLP = ("q_proj", "k_proj", "v_proj", "o_proj"), ("gate_proj", "up_proj", "down_proj")
+
+
+@pytest.mark.parametrize("targets, top, lowest, idle", [
+    (ATTENTION + MLP, 0, 0, ("q_proj", "k_proj", "v_proj")),  # their input is layer 0's: the frozen embeddings'
+    (MLP, 0, 0, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj")),  # only down's input follows an adapter
+    (ATTENTION + MLP, 1, 1, ("q_proj", "k_proj", "v_proj")),  # and all of layer 0, below the adapters
+    (("v_proj",), 0, 0, ("q_proj", "k_proj", "v_proj")),
+])
+def test_backward_matmuls_are_counted_only_above_the_lowest_adapted_module(targets, top, lowest, idle):
+    """The share of peak counts a frozen linear layer's backward matmul only where it runs. Which ones run follows
+    from the Llama layer's data flow (q/k/v read the layer's input, o the attention's output, gate/up the attention
+    block's output, down the MLP's activations): here from that reasoning, in the script by autograd's hooks."""
+    import torch
+    from peft import LoraConfig
+
+    from tiny_models import tiny_llama
+
+    script = load_benchmark_script("train_throughput")
+    model = tiny_llama(64)
+    layers = model.model.layers
+    expected = sum(getattr(getattr(layer, "self_attn" if name in ATTENTION else "mlp"), name).weight.numel()
+                   for i, layer in enumerate(layers) if i >= lowest for name in ATTENTION + MLP
+                   if not (i == lowest and name in idle))
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=list(targets), task_type="CAUSAL_LM",
+                      layers_to_transform=[1] if top else None)
+    assert script.body_linear_params(model) > expected
+    assert script.backward_linear_params(model, lora, torch.tensor([[1, 5, 9, 3]])) == expected
