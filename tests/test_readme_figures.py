@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fingpt_hf.hardware import bf16_kernel_features
+
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
 RESULTS = REPO / "benchmarks" / "results"
@@ -339,7 +341,8 @@ THROUGHPUT_TABLES = [("cpu_batch16_top20.json", "train-throughput", "bf16", "bfl
                      ("cpu_avx2_fp32_batch16_top20.json", "train-throughput-avx2", "fp32", "float32"),
                      ("cpu_amx_batch32_top20_all.json", "train-throughput-amx", "bf16", "bfloat16"),
                      ("cpu_amx_batch32_all_layers.json", "train-throughput-amx-all-layers", "bf16", "bfloat16"),
-                     ("cpu_epyc_batch32_all_layers.json", "train-throughput-epyc-all-layers", "bf16", "bfloat16")]
+                     ("cpu_epyc_batch32_all_layers.json", "train-throughput-epyc-all-layers", "bf16", "bfloat16"),
+                     ("cpu_epyc_batch32_mlp.json", "train-throughput-epyc-mlp", "bf16", "bfloat16")]
 
 
 def peak_of(data: dict, kind: str, dtype: str) -> dict:
@@ -438,6 +441,19 @@ def test_recipe_shape_throughput_sentence_is_its_json():
     for name in ("fast-shared", "trl-tuned"):
         assert f"{steps['epyc'][name]:.2f} against {steps['amx'][name]:.2f} s/step" in text
     assert higher_peak(epyc, "bf16", "bfloat16") < higher_peak(data, "bf16", "bfloat16") / 2
+    # Round 20's recipe (LoRA on the MLP only), on the same kind of EPYC: the same command with its LoRA placement.
+    mlp = json.loads((RESULTS / "train_throughput" / "cpu_epyc_batch32_mlp.json").read_text())
+    assert mlp["command"] == epyc["command"].replace("--lora-top-layers 0 ", "--lora-top-layers 0 --lora-target-modules "
+                                                     "gate_proj,up_proj,down_proj ").replace("all_layers", "mlp")
+    assert bf16_kernel_features(mlp["cpu"]) == bf16_kernel_features(epyc["cpu"])
+    recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
+    assert ",".join(recipe["lora_target_modules"]) in mlp["command"]
+    ratio, share = mlp["speedups_samples_per_s"]["fast-shared vs trl-tuned"], fast_shared_share(mlp)[1]
+    assert f"Neither target is met at the shipped recipe's shape on this CPU ({ratio:.2f}x `trl-tuned`, {share:.0%}" in text
+    assert ratio < 3.5 and share < 0.55
+    steps["mlp"] = {r["name"]: r["s_per_step"] for r in mlp["results"]}
+    assert (f"`fast-shared` {steps['mlp']['fast-shared']:.2f} against {steps['epyc']['fast-shared']:.2f} s/step, "
+            f"`trl-tuned` {steps['mlp']['trl-tuned']:.2f} against {steps['epyc']['trl-tuned']:.2f})") in text
 
 
 def test_batch_32_first_run_sentence_is_its_json():
@@ -511,10 +527,11 @@ def test_round3_seed_42_trained_again_gives_its_recorded_validation_figures():
                                              ("cpu_default_round6", "seed42_main_command.json"),
                                              ("cpu_default_round7", "seed42_main_command.json"),
                                              ("cpu_default_round7", "seed42_reproduce_default.json"),
-                                             ("cpu_default_round13", "seed42_main_command.json")])
+                                             ("cpu_default_round13", "seed42_main_command.json"),
+                                             ("cpu_default_round20", "seed42_main_command.json")])
 def test_main_command_reproduction_equals_the_committed_seed_42(directory, name):
     """The README's main command run again gave the committed seed 42's figures (from round 6 on also its
-    adapter, byte for byte, on an AMX Xeon)."""
+    adapter, byte for byte, on a CPU of the committed run's kind: an AMX Xeon, for round 20 an AMD EPYC)."""
     reproduction = json.loads((RESULTS / directory / "reproduction" / name).read_text())
     committed = json.loads((RESULTS / directory / "seed42" / "results.json").read_text())["results"]
     run = json.loads((RESULTS / directory / "seed42" / "fingpt_run.json").read_text())
@@ -528,7 +545,10 @@ def test_main_command_reproduction_equals_the_committed_seed_42(directory, name)
         hashes = {r["adapter"]["hash"] for r in (*committed.values(), *reproduction["results"]["results"].values())}
         assert len(hashes) == 1 and "byte for byte equal to the committed seed 42's" in text
         assert f"{reproduction['wall_seconds_whole_command'] / 60:.1f} minutes for the whole command" in text
-        assert reproduction["cpu"]["amx"]
+        assert bf16_kernel_features(reproduction["cpu"]) == bf16_kernel_features(run["cpu"])
+    if directory == ROUNDS[max(ROUNDS)][0]:  # the shipped recipe's: the README's opening gives its time
+        assert (f"({reproduction['wall_seconds_whole_command'] / 60:.1f} minutes for the whole command on a fresh clone "
+                "there)") in text
 
 
 def test_main_command_on_an_epyc_is_stated_as_measured():
