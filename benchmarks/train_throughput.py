@@ -2,8 +2,8 @@
 
 Same model (the embedded SmolLM2-135M-Instruct by default), same FPB train rows with FinGPT's
 prompt, same LoRA (r=16, all linear layers unless ``--lora-target-modules`` names some, dropout as the CPU
-recipe: 0), batch 8. Each configuration trains a fresh LoRA for
-``--warmup`` + ``--steps`` optimizer steps; only the last ``--steps`` are timed. Every configuration
+recipe: 0), batch 8. Each configuration trains a fresh LoRA for ``--warmup`` + ``--steps`` optimizer steps; only
+the last ``--steps`` are timed. Every configuration
 computes in the dtype this CPU runs natively: bf16 where it has AVX512-BF16 or AMX (TRL's default
 ``bf16=True``, the fast trainer's autocast), float32 elsewhere (``bf16=False`` for every
 configuration: on an AVX2-only CPU a bf16 matmul is emulated, ~500x slower than float32, so TRL's
@@ -19,9 +19,9 @@ useful work is reported as a share of the higher of the two:
 layer runs its input-gradient matmul only where its input needs a gradient, i.e. above the lowest adapted module:
 ``backward_linear_params`` finds those layers from what autograd runs, for ``--lora-top-layers`` and
 ``--lora-target-modules``; the LM head is only needed where the loss is; LoRA's own matmuls are not counted).
-Recomputation by gradient checkpointing, padding and prompt-token logits are not useful work, so they lower the share. With the shared prefix, the
-tokens a shared instruction saves are not counted (they never ran), so its share is that of the
-work it did, while its samples/s carries the saving.
+Recomputation by gradient checkpointing, padding and prompt-token logits are not useful work, so they lower the
+share. With the shared prefix, the tokens a shared instruction saves are not counted (they never ran), so its share
+is that of the work it did, while its samples/s carries the saving.
 
     python benchmarks/train_throughput.py                # ~6 minutes on 2 cores
     python benchmarks/train_throughput.py --steps 6 --configs trl-default,trl-tuned,fast-shared \

@@ -889,7 +889,8 @@ def test_round20_chose_on_validation_as_its_rule_says():
     runs = {name: {r["seed"]: r for r in record["runs"] if r["candidate"] == name} for name in (control, candidate)}
     assert {r["candidate"] for r in record["runs"]} == {control, candidate}
     assert all(sorted(by_seed) == seeds for by_seed in runs.values())
-    assert all(r["cpu"]["model_name"] == "AMD EPYC" and r["cpu"]["avx512_bf16"] and not r["cpu"]["amx"] for r in record["runs"])
+    assert all(r["cpu"]["model_name"] == "AMD EPYC" and r["cpu"]["avx512_bf16"] and not r["cpu"]["amx"]
+               for r in record["runs"])
     for seed, epyc in round13_on_the_epyc().items():  # the control's adapters are round 13's recipe's EPYC runs
         assert runs[control][seed]["train_runtime_seconds"] == epyc["train_runtime"]
     round19 = json.loads((selection / "selection_round19.json").read_text())
@@ -900,9 +901,11 @@ def test_round20_chose_on_validation_as_its_rule_says():
     assert (record["test"] is not None) == chosen and (not chosen or record["test"]["candidate"] == candidate)
     text = " ".join(README.split())
     needed = 3 * means[control] - runs[candidate][42]["validation_mean"] - runs[candidate][43]["validation_mean"]
-    then = [r["validation_mean"] for n, r in recorded_runs(20) if not (n == 20 and r["candidate"] == candidate and r["seed"] == 44)]
+    then = [r["validation_mean"] for n, r in recorded_runs(20)
+            if not (n == 20 and r["candidate"] == candidate and r["seed"] == 44)]
     assert needed <= max(then)
-    assert f"(after seeds 42 and 43 it needed {needed:.2f}, no higher than the best of the {len(then)} runs then recorded, {max(then):.2f}" in text
+    assert (f"(after seeds 42 and 43 it needed {needed:.2f}, no higher than the best of the {len(then)} runs then "
+            f"recorded, {max(then):.2f}") in text
     outcome = f"**`{candidate}` is round 20's choice**" if chosen else "**round 13's choice stays**"
     assert (f"{seed_for_seed(runs[candidate], runs[control], seeds)} seed for seed against the control, and the mean of "
             f"the three sets {means[candidate]:.2f} against the control's {means[control]:.2f}. So {outcome}") in text
