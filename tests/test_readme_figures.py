@@ -454,6 +454,17 @@ def test_recipe_shape_throughput_sentence_is_its_json():
     steps["mlp"] = {r["name"]: r["s_per_step"] for r in mlp["results"]}
     assert (f"`fast-shared` {steps['mlp']['fast-shared']:.2f} against {steps['epyc']['fast-shared']:.2f} s/step, "
             f"`trl-tuned` {steps['mlp']['trl-tuned']:.2f} against {steps['epyc']['trl-tuned']:.2f})") in text
+    # The same command three more times: the ranges over the four runs, and the targets in none of them.
+    runs = [mlp] + [json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_run{i}.json").read_text())
+                    for i in (2, 3, 4)]
+    assert all(r["command"].replace(f"_run{i}", "") == mlp["command"] for i, r in zip((1, 2, 3, 4), runs))
+    per_step = [fast_shared_share(r)[0]["s_per_step"] for r in runs]
+    ratios = [r["speedups_samples_per_s"]["fast-shared vs trl-tuned"] for r in runs]
+    shares = [fast_shared_share(r)[1] for r in runs]
+    assert (f"`fast-shared` took {min(per_step):.2f}-{max(per_step):.2f} s/step over the four runs, "
+            f"{min(ratios):.2f}-{max(ratios):.2f}x `trl-tuned`, {100 * min(shares):.0f}-{max(shares):.0%} of the peak") in text
+    assert ("The table's run was the slowest of the four" in text) == (per_step[0] == max(per_step))
+    assert "in none is either target met" in text and max(ratios) < 3.5 and max(shares) < 0.55
 
 
 def test_batch_32_first_run_sentence_is_its_json():
