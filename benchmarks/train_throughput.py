@@ -161,8 +161,7 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
                       target_modules=targets, task_type="CAUSAL_LM",
                       layers_to_transform=top_layers(model, args.lora_top_layers))
     sample = tokenizer(dataset[0]["prompt"] + dataset[0]["completion"], return_tensors="pt")["input_ids"]
-    n_backward = backward_linear_params(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32),
-                                        copy.deepcopy(lora), sample)
+    n_backward = backward_linear_params(copy.deepcopy(model), copy.deepcopy(lora), sample)
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
             output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,

@@ -184,6 +184,7 @@ def test_three_seed_validation_means_are_the_records(record_name, candidate):
 
 
 BENCHMARKS = ("fpb", "fiqa", "tfns", "nwgi")
+SHOWN = dict(zip(BENCHMARKS, ("FPB", "FiQA-SA", "TFNS", "NWGI")))  # as the README names them
 METRICS = ("accuracy", "f1_macro", "f1_weighted")
 
 
@@ -202,14 +203,12 @@ ROUNDS = {1: ("cpu_default", "round 1", {"fpb": 3271, "fiqa": 844, "tfns": 8589}
           20: ("cpu_default_round20", "default", {"fpb": 3266, "fiqa": 794, "tfns": 8584})}
 
 
-ROUND13_ON_THE_EPYC = {42: "seed42_main_command_epyc.json", 43: "seed43_epyc.json", 44: "seed44_epyc.json"}
-
-
 def round13_on_the_epyc() -> dict[int, dict]:
     """Round 13's recipe's three runs on the AMD EPYC (seed 42 by the main command, 43 and 44 by rerun_seeds.py): round
     20's control there. Each record by seed."""
     directory = RESULTS / "cpu_default_round13" / "reproduction"
-    return {seed: json.loads((directory / name).read_text()) for seed, name in ROUND13_ON_THE_EPYC.items()}
+    names = {42: "seed42_main_command_epyc.json", 43: "seed43_epyc.json", 44: "seed44_epyc.json"}
+    return {seed: json.loads((directory / name).read_text()) for seed, name in names.items()}
 
 
 @pytest.mark.parametrize("round_number", sorted(ROUNDS))
@@ -308,15 +307,14 @@ def test_default_against_the_floor_fingpt_v31_and_the_recipe_before_is_the_table
     rows = {r[0]: r for r in table_rows("cpu-default-table")}
     default, published = (rows[label] for label in ("default, mean of 3 seeds", "FinGPT v3.1"))
     before = round13_on_the_epyc()
-    shown = dict(zip(BENCHMARKS, ("FPB", "FiQA-SA", "TFNS", "NWGI")))
     floor_parts, v31_parts, previous_parts = [], [], []
     for index, name in enumerate(BENCHMARKS):
         mean, base = number(default[5 + 3 * index]), round(100 * floor[name]["metrics"]["f1_weighted"], 2)
-        floor_parts.append(f"{shown[name]} {mean:.2f} vs {base:.2f} ({mean - base:+.2f})")
+        floor_parts.append(f"{SHOWN[name]} {mean:.2f} vs {base:.2f} ({mean - base:+.2f})")
         previous = round(sum(100 * r["results"]["results"][name]["metrics"]["f1_weighted"] for r in before.values()) / 3, 2)
-        previous_parts.append(f"{shown[name]} {mean - previous:+.2f}")
+        previous_parts.append(f"{SHOWN[name]} {mean - previous:+.2f}")
         if name != "nwgi":
-            v31_parts.append(f"{shown[name]} {mean - number(published[5 + 3 * index]):+.2f}")
+            v31_parts.append(f"{SHOWN[name]} {mean - number(published[5 + 3 * index]):+.2f}")
     assert ", ".join(floor_parts) in text
     assert "Against FinGPT v3.1's weighted F1 (the issue's target): " + ", ".join(v31_parts) in text
     assert ("Against round 13's recipe on the same CPU (round 20's control; its test figures are in \"All three seeds "
@@ -563,11 +561,11 @@ def test_main_command_reproduction_equals_the_committed_seed_42(directory, name)
 
 
 def test_main_command_on_an_epyc_is_stated_as_measured():
-    """The shipped recipe's main command on an AMD EPYC without AMX: same mixture, another adapter (other bf16
+    """Round 13's recipe's main command on an AMD EPYC without AMX: same mixture, another adapter (other bf16
     kernels); the README's time, per-step speed against round 3's EPYC runs, test figures, differences from the
     committed seed 42 (AMX) and where they fall in the three AMX seeds' spread are the record's."""
     directory = RESULTS / ROUNDS[13][0]
-    epyc = json.loads((directory / "reproduction" / "seed42_main_command_epyc.json").read_text())
+    epyc = round13_on_the_epyc()[42]
     run = json.loads((directory / "seed42" / "fingpt_run.json").read_text())
     committed = json.loads((directory / "seed42" / "results.json").read_text())["results"]
     summary = json.loads((directory / "summary.json").read_text())["test_f1_weighted_over_seeds"]
@@ -584,13 +582,12 @@ def test_main_command_on_an_epyc_is_stated_as_measured():
     per_step = [h["train_runtime"] / h["step"] for h in round3]
     assert (f"That is {epyc['train_runtime'] / steps:.2f} s per step of 32 rows on all 30 layers, against "
             f"{min(per_step):.2f}-{max(per_step):.2f} s for round 3's recipe ({round3[0]['step']} steps") in text
-    shown = dict(zip(BENCHMARKS, ("FPB", "FiQA-SA", "TFNS", "NWGI")))
     mine = {b: round(100 * results[b]["metrics"]["f1_weighted"], 2) for b in BENCHMARKS}
     theirs = {b: round(100 * committed[b]["metrics"]["f1_weighted"], 2) for b in BENCHMARKS}
-    assert ("its test weighted F1 is " + ", ".join(f"{shown[b]} {mine[b]:.2f}" for b in BENCHMARKS) + " against that "
+    assert ("its test weighted F1 is " + ", ".join(f"{SHOWN[b]} {mine[b]:.2f}" for b in BENCHMARKS) + " against that "
             "seed's " + ", ".join(f"{theirs[b]:.2f}" for b in BENCHMARKS) + " on the Xeon (" +
-            ", ".join(f"{shown[b]} {mine[b] - theirs[b]:+.2f}" for b in BENCHMARKS) + ")") in text
-    inside = [shown[b] for b in BENCHMARKS if summary[b]["min"] <= mine[b] <= summary[b]["max"]]
+            ", ".join(f"{SHOWN[b]} {mine[b] - theirs[b]:+.2f}" for b in BENCHMARKS) + ")") in text
+    inside = [SHOWN[b] for b in BENCHMARKS if summary[b]["min"] <= mine[b] <= summary[b]["max"]]
     above = [b for b in BENCHMARKS if mine[b] > summary[b]["max"]]
     assert inside == ["FiQA-SA", "TFNS", "NWGI"] and above == ["fpb"]
     assert (f"inside the three Xeon seeds' spread on FiQA-SA, TFNS and NWGI, above it on FPB "
@@ -598,16 +595,15 @@ def test_main_command_on_an_epyc_is_stated_as_measured():
 
 
 def test_three_seeds_on_an_epyc_are_stated_as_measured():
-    """The shipped recipe's three seeds on the AMD EPYC (seed 42 by the main command, 43 and 44 by rerun_seeds.py from
+    """Round 13's recipe's three seeds on the AMD EPYC (seed 42 by the main command, 43 and 44 by rerun_seeds.py from
     their committed recipe files): same mixtures, other adapters; the README's means, differences from the Xeon's
     committed means, spread and training times are the records'."""
     directory = RESULTS / ROUNDS[13][0]
     summary = json.loads((directory / "summary.json").read_text())
-    names = ROUND13_ON_THE_EPYC
+    names = round13_on_the_epyc()
     assert sorted(names) == summary["seeds"]
     figures, times = {}, {}
-    for seed, name in names.items():
-        record = json.loads((directory / "reproduction" / name).read_text())
+    for seed, record in names.items():
         run = json.loads((directory / f"seed{seed}" / "fingpt_run.json").read_text())
         committed = json.loads((directory / f"seed{seed}" / "results.json").read_text())["results"]
         assert record["mixture_content_hash"] == run["mixture"]["content_hash"] and not record["cpu"]["amx"]
@@ -618,21 +614,20 @@ def test_three_seeds_on_an_epyc_are_stated_as_measured():
             assert record["command"].startswith("python benchmarks/rerun_seeds.py --results benchmarks/results/cpu_default_round13 ")
         figures[seed] = {b: 100 * results[b]["metrics"]["f1_weighted"] for b in BENCHMARKS}
         times[seed] = record["train_runtime"]
-    shown = dict(zip(BENCHMARKS, ("FPB", "FiQA-SA", "TFNS", "NWGI")))
     means = {b: round(sum(f[b] for f in figures.values()) / 3, 2) for b in BENCHMARKS}
     xeon = {b: summary["test_f1_weighted_over_seeds"][b]["mean"] for b in BENCHMARKS}
     text = " ".join(README.split())
-    assert ("the three-seed mean weighted F1 on the EPYC is " + ", ".join(f"{shown[b]} {means[b]:.2f}" for b in BENCHMARKS)
+    assert ("the three-seed mean weighted F1 on the EPYC is " + ", ".join(f"{SHOWN[b]} {means[b]:.2f}" for b in BENCHMARKS)
             + " against the Xeon's " + ", ".join(f"{xeon[b]:.2f}" for b in BENCHMARKS) + " ("
-            + ", ".join(f"{shown[b]} {means[b] - xeon[b]:+.2f}" for b in BENCHMARKS) + ")") in text
+            + ", ".join(f"{SHOWN[b]} {means[b] - xeon[b]:+.2f}" for b in BENCHMARKS) + ")") in text
     spans = {b: (min(round(f[b], 2) for f in figures.values()), max(round(f[b], 2) for f in figures.values())) for b in BENCHMARKS}
-    assert ("seed to seed there " + ", ".join(f"{shown[b]} {spans[b][0]:.2f}-{spans[b][1]:.2f}" for b in BENCHMARKS)) in text
+    assert ("seed to seed there " + ", ".join(f"{SHOWN[b]} {spans[b][0]:.2f}-{spans[b][1]:.2f}" for b in BENCHMARKS)) in text
     assert f"seeds 43 and 44 trained in {times[43]:,.0f} and {times[44]:,.0f} s (`train_runtime`)" in text
     # The largest single-run move between the CPUs, the largest move of a mean, and the target on the EPYC's means.
     xeon_runs = {seed: {b: 100 * r["metrics"]["f1_weighted"] for b, r in json.loads(
         (directory / f"seed{seed}" / "results.json").read_text())["results"].items()} for seed in names}
     seed, bench = max(((s_, b) for s_ in names for b in BENCHMARKS), key=lambda k: abs(figures[k[0]][k[1]] - xeon_runs[k[0]][k[1]]))
-    assert (f"(seed {seed}'s {shown[bench]}: {figures[seed][bench]:.2f} against {xeon_runs[seed][bench]:.2f}); the "
+    assert (f"(seed {seed}'s {SHOWN[bench]}: {figures[seed][bench]:.2f} against {xeon_runs[seed][bench]:.2f}); the "
             f"three-seed means stay within {max(abs(means[b] - xeon[b]) for b in BENCHMARKS):.2f} of each other") in text
     rows = {r[0]: r for r in table_rows("cpu-default-table")}
     met = all(means[b] >= number(rows["FinGPT v3.1"][5 + 3 * i]) for i, b in enumerate(BENCHMARKS[:3]))
