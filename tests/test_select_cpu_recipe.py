@@ -192,6 +192,26 @@ def test_round_17_candidate_draws_fiqa_neutral_rows_twice_as_often_as_round_13s_
     assert (len(new), math.ceil(len(new) / 32)) == (20481, 641)
 
 
+def test_round_21_candidate_draws_each_source_112_times_as_often_as_round_20s_choice():
+    """Round 21's yardstick is round 20's record of its choice: the candidate differs from it only in the mixture's
+    weights, each source's draws 1.12 times as many (to the weights' two decimals): 22,333 rows, 698 steps of 32."""
+    import math
+
+    from fingpt_hf.data.mixture import weighted_count
+
+    script = _script()
+    [(before, after)] = _changed(script, "epyc-fiqa8-mlp", "mlp-rows112").values()
+    assert [_weights(before), _weights(after)] == [{"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1},
+                                                   {"fpb": 1.68, "fiqa": 9.0, "tfns": 1.13, "nwgi": 1}]
+    rows = {"fpb": 3266, "fiqa": 794, "tfns": 8584}  # train rows less validation and scored texts (fingpt_run.json)
+    drawn = [sum(weighted_count(rows[name], w) for name, w in _weights(m).items() if name in rows) for m in (before, after)]
+    assert drawn == [19921, 22333] and math.ceil(drawn[1] / 32) == 698
+    assert {name: round(_weights(after)[name] / _weights(before)[name], 2) for name in rows} == {
+        "fpb": 1.12, "fiqa": 1.12, "tfns": 1.12}
+    assert script.round_of("mlp-rows112") == 21
+    assert script.record_path("mlp-rows112").name == "selection_round21.json"
+
+
 @pytest.mark.parametrize("round_number, candidate, base, changes", [
     (10, "fiqa8-lr3e-3", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 3.0e-3)}),
     (11, "fiqa8-lr15e-4", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 1.5e-3)}),
