@@ -743,14 +743,15 @@ def test_round6_chose_on_validation_as_its_rule_says():
 
 def runs_against_yardstick(record_name: str, candidate: str, yardstick_name: str, yardstick: str) -> tuple[dict, dict, dict, dict]:
     """A round with one candidate and the earlier record of the choice it is measured against: both records, and
-    each one's runs by seed. The round ran on the yardstick's kind of CPU (AMX), which makes the comparison fair."""
+    each one's runs by seed. The round ran on the yardstick's kind of CPU (the same model and bf16 kernel features:
+    an Intel Xeon with AMX until round 19, an AMD EPYC without AMX from round 20), which makes the comparison fair."""
     selection = RESULTS / "cpu_recipe_selection"
     record, earlier = (json.loads((selection / name).read_text()) for name in (record_name, yardstick_name))
     assert {r["candidate"] for r in record["runs"]} == {candidate}
-    assert {r["cpu"]["model_name"] for r in record["runs"]} == {r["cpu"]["model_name"] for r in earlier["runs"]}
-    assert all(r["cpu"]["amx"] for r in record["runs"])
-    return (record, earlier, {r["seed"]: r for r in record["runs"]},
-            {r["seed"]: r for r in earlier["runs"] if r["candidate"] == yardstick})
+    theirs = {r["seed"]: r for r in earlier["runs"] if r["candidate"] == yardstick}
+    kinds = {(r["cpu"]["model_name"], *bf16_kernel_features(r["cpu"]).values()) for r in [*record["runs"], *theirs.values()]}
+    assert len(kinds) == 1, kinds
+    return record, earlier, {r["seed"]: r for r in record["runs"]}, theirs
 
 
 def validation_means(record: dict, candidate: str, earlier: dict, yardstick: str) -> dict[str, float]:

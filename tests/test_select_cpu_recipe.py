@@ -133,16 +133,12 @@ def test_round_6_control_is_round_4s_choice_and_its_candidate_moves_tfns_draws_t
 
 def test_round_7_candidate_adds_fiqa_rows_to_round_6s_choice():
     """Round 7's yardstick is round 6's record of its choice: the candidate differs from it only in FiQA-SA's
-    weight (more rows, more steps); having beaten it on validation, it is the shipped recipe."""
-    import yaml
-
+    weight (more rows, more steps); having beaten it on validation, its mixture was the shipped one until round 21."""
     script = _script()
     [(before, after)] = _changed(script, "all-layers-fpb15", "fpb15-fiqa8-more").values()
     assert [_weights(before), _weights(after)] == [{"fpb": 1.5, "fiqa": 2.85, "tfns": 1.01, "nwgi": 1},
                                                    {"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1}]
     assert script.round_of("fpb15-fiqa8-more") == 7
-    shipped = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
-    assert shipped["dataset_mixture"] == {**script.CANDIDATES["fpb15-fiqa8-more"]["dataset_mixture"], "seed": 42}
 
 
 def test_round_8_candidate_adds_fpb_rows_to_round_7s_choice():
@@ -194,8 +190,11 @@ def test_round_17_candidate_draws_fiqa_neutral_rows_twice_as_often_as_round_13s_
 
 def test_round_21_candidate_draws_each_source_112_times_as_often_as_round_20s_choice():
     """Round 21's yardstick is round 20's record of its choice: the candidate differs from it only in the mixture's
-    weights, each source's draws 1.12 times as many (to the weights' two decimals): 22,333 rows, 698 steps of 32."""
+    weights, each source's draws 1.12 times as many (to the weights' two decimals): 22,333 rows, 698 steps of 32.
+    Having beaten it on validation, its mixture is the shipped one."""
     import math
+
+    import yaml
 
     from fingpt_hf.data.mixture import weighted_count
 
@@ -210,6 +209,8 @@ def test_round_21_candidate_draws_each_source_112_times_as_often_as_round_20s_ch
         "fpb": 1.12, "fiqa": 1.12, "tfns": 1.12}
     assert script.round_of("mlp-rows112") == 21
     assert script.record_path("mlp-rows112").name == "selection_round21.json"
+    shipped = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
+    assert shipped["dataset_mixture"] == {**script.CANDIDATES["mlp-rows112"]["dataset_mixture"], "seed": 42}
 
 
 @pytest.mark.parametrize("round_number, candidate, base, changes", [
