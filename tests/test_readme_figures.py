@@ -985,6 +985,23 @@ def test_two_seed_round_stopped_as_its_rule_says(round_number, candidate, yardst
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
 
+def test_validation_margin_intervals_are_their_json():
+    """The margins and intervals the README gives for rounds 20 and 21 are their committed bootstrap records', made by
+    the command it quotes, against the recipes each round compared."""
+    text = " ".join(README.split())
+    records = {n: json.loads((RESULTS / "cpu_recipe_selection" / f"margin_round{n}.json").read_text()) for n in (20, 21)}
+    assert (records[20]["candidate"], records[20]["against"]) == ("epyc-fiqa8-mlp", "epyc-control-warmup10")
+    assert (records[21]["candidate"], records[21]["against"]) == ("mlp-rows112", "epyc-fiqa8-mlp")
+    assert records[21]["command"] in text
+    assert all(r["resamples"] == 2000 for r in records.values()) and "2,000 times" in text
+    interval = lambda m: f"{m['interval_95'][0]:.2f} to {m['interval_95'][1]:.2f}"  # noqa: E731
+    mean21, fiqa21, mean20 = records[21]["margin"]["mean"], records[21]["margin"]["fiqa"], records[20]["margin"]["mean"]
+    assert (f"Round 21's margin of {mean21['observed']:.2f} has the 95% interval {interval(mean21)} from the sample of rows "
+            f"alone, FiQA-SA's {fiqa21['observed']:.2f} the interval {interval(fiqa21)}; round 20's {mean20['observed']:.2f} "
+            f"(`margin_round20.json`, the candidate against the control) has {interval(mean20)}") in text
+    assert f"outside what the rows alone would give by chance in {1 - mean21['share_at_or_below_zero']:.0%} of draws" in text
+
+
 def test_prompt_length_sentence_is_its_json():
     """The README's case against a longer max_length is the committed count of prompts it cuts, for the recipe it names."""
     data = json.loads((RESULTS / "prompt_lengths" / "smollm2-135m.json").read_text())

@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""How far a validation margin can be trusted: a paired bootstrap over the rows two recipes were scored on.
+
+A round of ``select_cpu_recipe.py`` chooses by the mean, over seeds 42-44 and over FPB, FiQA-SA and TFNS, of validation
+weighted F1. Those sets are small (363, 94 and 954 rows): one FiQA-SA row is about a point of its weighted F1. This
+script draws the validation rows again with replacement (one draw per set, the same for both recipes and all their
+seeds, which scored the same rows) and recomputes the difference of those means each time, so a record can show the
+interval that the sample of rows alone leaves around a margin (the seeds' own spread is already in the means).
+
+    python benchmarks/validation_margin.py --candidate mlp-rows112 --out /work/runs/round21 \\
+        --against epyc-fiqa8-mlp --against-out /work/runs/round20 \\
+        --json benchmarks/results/cpu_recipe_selection/margin_round21.json
+
+Each run is ``<out>/<candidate>/seed<N>/validation/<set>/predictions.jsonl``, as ``select_cpu_recipe.py run`` writes
+it. The record keeps the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the
+interval from the committed file alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from fingpt_hf.data.labels import INVALID, LABELS
+from fingpt_hf.io import atomic_write_json
+
+VALIDATION_SETS = ("fpb", "fiqa", "tfns")  # select_cpu_recipe.py's, NWGI has no validation rows offline
+LETTER = {"negative": "n", "neutral": "u", "positive": "p", INVALID: "x"}
+LABEL_OF = {letter: label for label, letter in LETTER.items()}
+# Predictions by run name ("candidate"/"against"), seed and set, each a string of LETTER codes in row order.
+Runs = Mapping[str, Mapping[int, Mapping[str, str]]]
+
+
+def read_run(validation_dir: Path, gold: dict[str, str]) -> dict[str, str]:
+    """One run's predictions per set, as letters; ``gold`` is filled from the first run read and checked on the rest,
+    so two runs that did not score the same rows are refused, naming the file."""
+    out = {}
+    for name in VALIDATION_SETS:
+        path = validation_dir / name / "predictions.jsonl"
+        if not path.is_file():
+            raise SystemExit(f"error: {path} is missing; score the run on validation first (select_cpu_recipe.py run)")
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        labels = "".join(LETTER[row["gold"]] for row in rows)
+        if gold.setdefault(name, labels) != labels:
+            raise SystemExit(f"error: {path}: its gold labels are not those of the other runs' {name} validation rows")
+        out[name] = "".join(LETTER.get(row["prediction"] or INVALID, "x") for row in rows)
+    return out
+
+
+def weighted_f1(gold: str, predicted: str, weights: np.ndarray | None = None) -> float:
+    """Weighted F1 x100 as the evaluation computes it (sklearn, FinGPT's three labels, an invalid answer wrong), with
+    each row counted ``weights`` times."""
+    return 100 * float(f1_score([LABEL_OF[c] for c in gold], [LABEL_OF[c] for c in predicted], labels=list(LABELS),
+                                average="weighted", sample_weight=weights, zero_division=0))
+
+
+def mean_f1(gold: Mapping[str, str], runs: Mapping[int, Mapping[str, str]],
+            weights: Mapping[str, np.ndarray | None]) -> float:
+    """The round's yardstick: the mean over seeds and sets of weighted F1."""
+    return float(np.mean([weighted_f1(gold[s], run[s], weights[s]) for run in runs.values() for s in gold]))
+
+
+def bootstrap(gold: Mapping[str, str], runs: Runs, resamples: int, seed: int) -> dict[str, Any]:
+    """The observed margin (candidate less against) and its paired-bootstrap distribution, overall and per set."""
+    rng = np.random.default_rng(seed)
+    ones = {s: None for s in gold}
+    observed = {"mean": mean_f1(gold, runs["candidate"], ones) - mean_f1(gold, runs["against"], ones)}
+    drawn: dict[str, list[float]] = {"mean": [], **{s: [] for s in gold}}
+    for s in gold:
+        only = {s: gold[s]}
+        observed[s] = mean_f1(only, runs["candidate"], ones) - mean_f1(only, runs["against"], ones)
+    for _ in range(resamples):
+        weights = {s: rng.multinomial(len(gold[s]), np.full(len(gold[s]), 1 / len(gold[s]))) for s in gold}
+        per_set = {s: mean_f1({s: gold[s]}, runs["candidate"], weights) - mean_f1({s: gold[s]}, runs["against"], weights)
+                   for s in gold}
+        drawn["mean"].append(float(np.mean(list(per_set.values()))))
+        for s, value in per_set.items():
+            drawn[s].append(value)
+    return {key: {"observed": round(observed[key], 2),
+                  "interval_95": [round(float(np.percentile(values, 2.5)), 2), round(float(np.percentile(values, 97.5)), 2)],
+                  "share_at_or_below_zero": round(float(np.mean(np.array(values) <= 0)), 4)}
+            for key, values in drawn.items()}
+
+
+def record_from_runs(candidate: str, out: Path, against: str, against_out: Path, seeds: Sequence[int]) -> dict[str, Any]:
+    gold: dict[str, str] = {}
+    runs = {role: {seed: read_run(root / name / f"seed{seed}" / "validation", gold) for seed in seeds}
+            for role, name, root in (("candidate", candidate, out), ("against", against, against_out))}
+    return {"schema_version": 1, "candidate": candidate, "against": against, "seeds": list(seeds),
+            "gold": gold, "predictions": {role: {str(k): v for k, v in by_seed.items()} for role, by_seed in runs.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidate", help="The candidate's name under --out")
+    parser.add_argument("--out", type=Path, help="select_cpu_recipe.py run's --out for the candidate")
+    parser.add_argument("--against", help="The recipe the candidate is measured against (its name under --against-out)")
+    parser.add_argument("--against-out", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--rng-seed", type=int, default=0)
+    parser.add_argument("--from-json", type=Path, help="Recompute from a record's gold labels and predictions")
+    parser.add_argument("--json", type=Path, help="Write the record here")
+    args = parser.parse_args(argv)
+    if args.from_json:
+        record = json.loads(args.from_json.read_text())
+    elif None in (args.candidate, args.out, args.against, args.against_out):
+        parser.error("give --candidate, --out, --against and --against-out, or --from-json")
+    else:
+        record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds)
+    if args.resamples < 1:
+        parser.error(f"--resamples must be at least 1, got {args.resamples}")
+    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in record["predictions"].items()}
+    record.update(resamples=args.resamples, rng_seed=args.rng_seed,
+                  margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),
+                  command=" ".join(["python", "benchmarks/validation_margin.py", *(argv if argv is not None else sys.argv[1:])]))
+    if args.json:
+        atomic_write_json(args.json, record)
+    print(json.dumps(record["margin"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""benchmarks/validation_margin.py: the paired bootstrap behind a round's validation margin, and the committed record
+of round 21's margin, whose predictions score to the selection records' validation figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark_scripts import load_benchmark_script
+
+REPO = Path(__file__).resolve().parents[1]
+SELECTION = REPO / "benchmarks" / "results" / "cpu_recipe_selection"
+
+
+def _script():
+    return load_benchmark_script("validation_margin")
+
+
+def _write_run(directory: Path, gold: dict[str, list[str]], predicted: dict[str, list[str | None]]) -> None:
+    for name, labels in gold.items():
+        (directory / name).mkdir(parents=True)
+        rows = [{"index": i, "gold": g, "prediction": p} for i, (g, p) in enumerate(zip(labels, predicted[name]))]
+        (directory / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _gold() -> dict[str, list[str]]:
+    return {name: (["negative"] * 5 + ["neutral"] * 10 + ["positive"] * 7) for name in ("fpb", "fiqa", "tfns")}
+
+
+def test_identical_runs_have_a_zero_margin_and_a_better_run_a_positive_interval(tmp_path):
+    """Two runs with the same predictions differ by exactly 0 on every draw; a run right on every row against one that
+    calls every neutral row positive leads on every draw, and swapping them negates the margin."""
+    script = _script()
+    gold = _gold()
+    wrong = {name: ["positive" if g == "neutral" else g for g in labels] for name, labels in gold.items()}
+    for role, predicted in (("right", gold), ("wrong", wrong), ("also-wrong", wrong)):
+        for seed in (42, 43):
+            _write_run(tmp_path / role / f"seed{seed}" / "validation", gold, predicted)
+    same = script.record_from_runs("wrong", tmp_path, "also-wrong", tmp_path, [42, 43])
+    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in same["predictions"].items()}
+    result = script.bootstrap(same["gold"], runs, resamples=50, seed=0)
+    assert all(r["observed"] == 0 and r["interval_95"] == [0, 0] and r["share_at_or_below_zero"] == 1 for r in result.values())
+    better = script.record_from_runs("right", tmp_path, "wrong", tmp_path, [42, 43])
+    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in better["predictions"].items()}
+    ahead = script.bootstrap(better["gold"], runs, resamples=50, seed=0)
+    assert ahead["mean"]["observed"] > 0 and ahead["mean"]["interval_95"][0] > 0 and ahead["mean"]["share_at_or_below_zero"] == 0
+    swapped = script.bootstrap(better["gold"], {"candidate": runs["against"], "against": runs["candidate"]}, 50, 0)
+    assert swapped["mean"]["observed"] == -ahead["mean"]["observed"]
+    assert swapped["mean"]["interval_95"] == [-ahead["mean"]["interval_95"][1], -ahead["mean"]["interval_95"][0]]
+
+
+def test_runs_that_did_not_score_the_same_rows_are_refused_naming_the_file(tmp_path):
+    script = _script()
+    gold = _gold()
+    _write_run(tmp_path / "a" / "seed42" / "validation", gold, gold)
+    other = {**gold, "fiqa": list(reversed(gold["fiqa"]))}
+    _write_run(tmp_path / "b" / "seed42" / "validation", other, other)
+    with pytest.raises(SystemExit, match=r"b/seed42/validation/fiqa/predictions.jsonl: its gold labels"):
+        script.record_from_runs("a", tmp_path, "b", tmp_path, [42])
+    with pytest.raises(SystemExit, match=r"c/seed42/validation/fpb/predictions.jsonl is missing"):
+        script.record_from_runs("a", tmp_path, "c", tmp_path, [42])
+
+
+@pytest.mark.parametrize("record_name", ["margin_round20.json", "margin_round21.json"])
+def test_committed_predictions_score_to_the_selection_records_validation_figures(record_name):
+    """The committed predictions are the runs the rounds recorded: scored here with sklearn from the letters alone, each
+    run's weighted F1 is its selection record's (computed by the evaluation pipeline from the adapters), and the
+    observed margin is the difference of the two three-seed means the round's rule compared."""
+    script, select = _script(), load_benchmark_script("select_cpu_recipe")
+    record = json.loads((SELECTION / record_name).read_text())
+    means = {}
+    for role in ("candidate", "against"):
+        name = record[role]
+        runs = {r["seed"]: r for r in json.loads(select.record_path(name).read_text())["runs"] if r["candidate"] == name}
+        assert sorted(int(seed) for seed in record["predictions"][role]) == record["seeds"] == [42, 43, 44]
+        for seed, predicted in record["predictions"][role].items():
+            scored = {s: round(script.weighted_f1(record["gold"][s], predicted[s]), 2) for s in script.VALIDATION_SETS}
+            assert scored == runs[int(seed)]["validation_f1_weighted"], (role, seed)
+        means[role] = sum(runs[s]["validation_mean"] for s in record["seeds"]) / len(record["seeds"])
+    assert record["margin"]["mean"]["observed"] == pytest.approx(means["candidate"] - means["against"], abs=0.015)
+    assert [len(record["gold"][s]) for s in script.VALIDATION_SETS] == [363, 94, 954]
+    for margin in record["margin"].values():
+        low, high = margin["interval_95"]
+        assert low <= margin["observed"] <= high
