@@ -151,18 +151,25 @@ def test_round_8_candidate_adds_fpb_rows_to_round_7s_choice():
     assert script.record_path("fpb2-fiqa8-more").name == "selection_round8.json"
 
 
+TRAIN_ROWS = {"fpb": 3266, "fiqa": 794, "tfns": 8584}  # train rows less validation and scored texts (fingpt_run.json)
+
+
+def _drawn(*mixtures: dict) -> list[int]:
+    """How many rows each mixture draws from the train rows (NWGI has none offline)."""
+    from fingpt_hf.data.mixture import weighted_count
+
+    return [sum(weighted_count(TRAIN_ROWS[name], w) for name, w in _weights(m).items() if name in TRAIN_ROWS)
+            for m in mixtures]
+
+
 def test_round_9_candidate_moves_tfns_draws_to_fiqa_in_round_7s_budget():
     """Round 9's yardstick is round 7's record of its choice: the candidate differs from it only in FiQA-SA's and
     TFNS's weights, and draws as many rows (so as many steps, in the same time)."""
-    from fingpt_hf.data.mixture import weighted_count
-
     script = _script()
     [(before, after)] = _changed(script, "fpb15-fiqa8-more", "fiqa12-tfns064").values()
     assert [_weights(before), _weights(after)] == [{"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1},
                                                    {"fpb": 1.5, "fiqa": 12.0, "tfns": 0.64, "nwgi": 1}]
-    rows = {"fpb": 3266, "fiqa": 794, "tfns": 8584}  # train rows less validation and scored texts (fingpt_run.json)
-    drawn = [sum(weighted_count(rows[name], w) for name, w in _weights(m).items() if name in rows) for m in (before, after)]
-    assert drawn == [19921, 19921]
+    assert _drawn(before, after) == [19921, 19921]
     assert script.round_of("fiqa12-tfns064") == 9
     assert script.record_path("fiqa12-tfns064").name == "selection_round9.json"
 
@@ -196,16 +203,13 @@ def test_round_21_candidate_draws_each_source_112_times_as_often_as_round_20s_ch
 
     import yaml
 
-    from fingpt_hf.data.mixture import weighted_count
-
     script = _script()
     [(before, after)] = _changed(script, "epyc-fiqa8-mlp", "mlp-rows112").values()
     assert [_weights(before), _weights(after)] == [{"fpb": 1.5, "fiqa": 8.0, "tfns": 1.01, "nwgi": 1},
                                                    {"fpb": 1.68, "fiqa": 9.0, "tfns": 1.13, "nwgi": 1}]
-    rows = {"fpb": 3266, "fiqa": 794, "tfns": 8584}  # train rows less validation and scored texts (fingpt_run.json)
-    drawn = [sum(weighted_count(rows[name], w) for name, w in _weights(m).items() if name in rows) for m in (before, after)]
+    drawn = _drawn(before, after)
     assert drawn == [19921, 22333] and math.ceil(drawn[1] / 32) == 698
-    assert {name: round(_weights(after)[name] / _weights(before)[name], 2) for name in rows} == {
+    assert {name: round(_weights(after)[name] / _weights(before)[name], 2) for name in TRAIN_ROWS} == {
         "fpb": 1.12, "fiqa": 1.12, "tfns": 1.12}
     assert script.round_of("mlp-rows112") == 21
     assert script.record_path("mlp-rows112").name == "selection_round21.json"
