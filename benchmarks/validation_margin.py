@@ -5,7 +5,8 @@ A round of ``select_cpu_recipe.py`` chooses by the mean, over seeds 42-44 and ov
 weighted F1. Those sets are small (363, 94 and 954 rows): one FiQA-SA row is about a point of its weighted F1. This
 script draws the validation rows again with replacement (one draw per set, the same for both recipes and all their
 seeds, which scored the same rows) and recomputes the difference of those means each time, so a record can show the
-interval that the sample of rows alone leaves around a margin (the seeds' own spread is already in the means).
+interval that the sample of rows alone leaves around a margin; a second interval also draws each recipe's seeds again
+with replacement, for the seeds' spread on top (three seeds make that part coarse).
 
     python benchmarks/validation_margin.py --candidate mlp-rows112 --out /work/runs/round21 \\
         --against epyc-fiqa8-mlp --against-out /work/runs/round20 \\
@@ -61,32 +62,37 @@ def weighted_f1(gold: str, predicted: str, weights: np.ndarray | None = None) ->
                                 average="weighted", sample_weight=weights, zero_division=0))
 
 
-def mean_f1(gold: Mapping[str, str], runs: Mapping[int, Mapping[str, str]],
-            weights: Mapping[str, np.ndarray | None]) -> float:
-    """The round's yardstick: the mean over seeds and sets of weighted F1."""
-    return float(np.mean([weighted_f1(gold[s], run[s], weights[s]) for run in runs.values() for s in gold]))
+def scores(gold: Mapping[str, str], runs: Runs, weights: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+    """Weighted F1 of every run on every set, as an array [seed, set] per role (seeds in the runs' order)."""
+    return {role: np.array([[weighted_f1(gold[s], run[s], weights[s]) for s in gold] for run in by_seed.values()])
+            for role, by_seed in runs.items()}
 
 
-def bootstrap(gold: Mapping[str, str], runs: Runs, resamples: int, seed: int) -> dict[str, Any]:
-    """The observed margin (candidate less against) and its paired-bootstrap distribution, overall and per set."""
+def margins(f1: Mapping[str, np.ndarray], picks: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The candidate's mean over the picked seeds less the other's, per set (the round's margin is their mean)."""
+    return f1["candidate"][picks["candidate"]].mean(axis=0) - f1["against"][picks["against"]].mean(axis=0)
+
+
+def bootstrap(gold: Mapping[str, str], runs: Runs, resamples: int, seed: int, seeds_too: bool = False) -> dict[str, Any]:
+    """The observed margin (candidate less against) and its paired-bootstrap distribution, overall and per set.
+
+    Each draw takes every set's rows again with replacement (the same rows for every run); with ``seeds_too`` it also
+    takes each recipe's seeds again with replacement, so the interval holds the seeds' spread as well as the rows'."""
     rng = np.random.default_rng(seed)
-    ones = {s: None for s in gold}
-    observed = {"mean": mean_f1(gold, runs["candidate"], ones) - mean_f1(gold, runs["against"], ones)}
-    drawn: dict[str, list[float]] = {"mean": [], **{s: [] for s in gold}}
-    for s in gold:
-        only = {s: gold[s]}
-        observed[s] = mean_f1(only, runs["candidate"], ones) - mean_f1(only, runs["against"], ones)
+    every = {role: np.arange(len(by_seed)) for role, by_seed in runs.items()}
+    observed = margins(scores(gold, runs, {s: None for s in gold}), every)
+    drawn = []
     for _ in range(resamples):
         weights = {s: rng.multinomial(len(gold[s]), np.full(len(gold[s]), 1 / len(gold[s]))) for s in gold}
-        per_set = {s: mean_f1({s: gold[s]}, runs["candidate"], weights) - mean_f1({s: gold[s]}, runs["against"], weights)
-                   for s in gold}
-        drawn["mean"].append(float(np.mean(list(per_set.values()))))
-        for s, value in per_set.items():
-            drawn[s].append(value)
-    return {key: {"observed": round(observed[key], 2),
+        picks = ({role: rng.integers(0, len(index), len(index)) for role, index in every.items()} if seeds_too
+                 else every)
+        drawn.append(margins(scores(gold, runs, weights), picks))
+    columns = {"mean": (observed.mean(), np.array(drawn).mean(axis=1)),
+               **{s: (observed[i], np.array(drawn)[:, i]) for i, s in enumerate(gold)}}
+    return {key: {"observed": round(float(value), 2),
                   "interval_95": [round(float(np.percentile(values, 2.5)), 2), round(float(np.percentile(values, 97.5)), 2)],
-                  "share_at_or_below_zero": round(float(np.mean(np.array(values) <= 0)), 4)}
-            for key, values in drawn.items()}
+                  "share_at_or_below_zero": round(float(np.mean(values <= 0)), 4)}
+            for key, (value, values) in columns.items()}
 
 
 def record_from_runs(candidate: str, out: Path, against: str, against_out: Path, seeds: Sequence[int]) -> dict[str, Any]:
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in record["predictions"].items()}
     record.update(resamples=args.resamples, rng_seed=args.rng_seed,
                   margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),
+                  margin_rows_and_seeds=bootstrap(record["gold"], runs, args.resamples, args.rng_seed, seeds_too=True),
                   command=" ".join(["python", "benchmarks/validation_margin.py", *(argv if argv is not None else sys.argv[1:])]))
     if args.json:
         atomic_write_json(args.json, record)

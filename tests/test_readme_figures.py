@@ -995,11 +995,17 @@ def test_validation_margin_intervals_are_their_json():
     assert records[21]["command"] in text
     assert all(r["resamples"] == 2000 for r in records.values()) and "2,000 times" in text
     interval = lambda m: f"{m['interval_95'][0]:.2f} to {m['interval_95'][1]:.2f}"  # noqa: E731
-    mean21, fiqa21, mean20 = records[21]["margin"]["mean"], records[21]["margin"]["fiqa"], records[20]["margin"]["mean"]
-    assert (f"Round 21's margin of {mean21['observed']:.2f} has the 95% interval {interval(mean21)} from the sample of rows "
-            f"alone, FiQA-SA's {fiqa21['observed']:.2f} the interval {interval(fiqa21)}; round 20's {mean20['observed']:.2f} "
-            f"(`margin_round20.json`, the candidate against the control) has {interval(mean20)}") in text
-    assert f"outside what the rows alone would give by chance in {1 - mean21['share_at_or_below_zero']:.0%} of draws" in text
+    rows = {n: records[n]["margin"] for n in (20, 21)}
+    both = {n: records[n]["margin_rows_and_seeds"] for n in (20, 21)}
+    assert (f"Round 21's margin of {rows[21]['mean']['observed']:.2f} has the 95% interval {interval(rows[21]['mean'])} "
+            f"from the sample of rows alone and {interval(both[21]['mean'])} with the seeds drawn too; FiQA-SA's "
+            f"{rows[21]['fiqa']['observed']:.2f} has {interval(rows[21]['fiqa'])} and {interval(both[21]['fiqa'])}. Round "
+            f"20's {rows[20]['mean']['observed']:.2f} (`margin_round20.json`, the candidate against the control) has "
+            f"{interval(rows[20]['mean'])} and {interval(both[20]['mean'])}.") in text
+    assert rows[21]["mean"]["interval_95"][0] > 0 >= both[21]["mean"]["interval_95"][0]
+    assert (f"outside what the rows alone would give by chance in {1 - rows[21]['mean']['share_at_or_below_zero']:.0%} of "
+            f"draws but not once the seeds are drawn too ({1 - both[21]['mean']['share_at_or_below_zero']:.0%} of draws, short "
+            "of the 97.5% that keeps 0 out of the interval)") in text
 
 
 def test_prompt_length_sentence_is_its_json():

@@ -42,6 +42,7 @@ def test_identical_runs_have_a_zero_margin_and_a_better_run_a_positive_interval(
     runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in same["predictions"].items()}
     result = script.bootstrap(same["gold"], runs, resamples=50, seed=0)
     assert all(r["observed"] == 0 and r["interval_95"] == [0, 0] and r["share_at_or_below_zero"] == 1 for r in result.values())
+    assert script.bootstrap(same["gold"], runs, resamples=50, seed=0, seeds_too=True) == result
     better = script.record_from_runs("right", tmp_path, "wrong", tmp_path, [42, 43])
     runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in better["predictions"].items()}
     ahead = script.bootstrap(better["gold"], runs, resamples=50, seed=0)
@@ -49,6 +50,24 @@ def test_identical_runs_have_a_zero_margin_and_a_better_run_a_positive_interval(
     swapped = script.bootstrap(better["gold"], {"candidate": runs["against"], "against": runs["candidate"]}, 50, 0)
     assert swapped["mean"]["observed"] == -ahead["mean"]["observed"]
     assert swapped["mean"]["interval_95"] == [-ahead["mean"]["interval_95"][1], -ahead["mean"]["interval_95"][0]]
+
+
+def test_drawing_seeds_too_puts_the_seeds_spread_in_the_interval(tmp_path):
+    """A candidate right on every row with one seed and as wrong as the other recipe with its other seed leads on every
+    draw of rows alone; when the seeds are drawn too, about a quarter of the draws take its wrong seed twice, a margin of
+    exactly 0."""
+    script = _script()
+    gold = _gold()
+    wrong = {name: ["positive" if g == "neutral" else g for g in labels] for name, labels in gold.items()}
+    for role, by_seed in (("mixed", {42: gold, 43: wrong}), ("wrong", {42: wrong, 43: wrong})):
+        for seed, predicted in by_seed.items():
+            _write_run(tmp_path / role / f"seed{seed}" / "validation", gold, predicted)
+    record = script.record_from_runs("mixed", tmp_path, "wrong", tmp_path, [42, 43])
+    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in record["predictions"].items()}
+    rows = script.bootstrap(record["gold"], runs, resamples=200, seed=0)["mean"]
+    both = script.bootstrap(record["gold"], runs, resamples=200, seed=0, seeds_too=True)["mean"]
+    assert rows["observed"] == both["observed"] > 0 and rows["share_at_or_below_zero"] == 0
+    assert 0.15 < both["share_at_or_below_zero"] < 0.35 and both["interval_95"][0] == 0
 
 
 def test_runs_that_did_not_score_the_same_rows_are_refused_naming_the_file(tmp_path):
@@ -81,6 +100,7 @@ def test_committed_predictions_score_to_the_selection_records_validation_figures
         means[role] = sum(runs[s]["validation_mean"] for s in record["seeds"]) / len(record["seeds"])
     assert record["margin"]["mean"]["observed"] == pytest.approx(means["candidate"] - means["against"], abs=0.015)
     assert [len(record["gold"][s]) for s in script.VALIDATION_SETS] == [363, 94, 954]
-    for margin in record["margin"].values():
+    assert record["margin_rows_and_seeds"]["mean"]["observed"] == record["margin"]["mean"]["observed"]
+    for margin in (*record["margin"].values(), *record["margin_rows_and_seeds"].values()):
         low, high = margin["interval_95"]
         assert low <= margin["observed"] <= high
