@@ -31,6 +31,7 @@ from sklearn.metrics import f1_score
 
 from fingpt_hf.data.labels import INVALID, LABELS
 from fingpt_hf.io import atomic_write_json
+from select_cpu_recipe import CANDIDATES
 
 VALIDATION_SETS = ("fpb", "fiqa", "tfns")  # select_cpu_recipe.py's, NWGI has no validation rows offline
 LETTER = {"negative": "n", "neutral": "u", "positive": "p", INVALID: "x"}
@@ -48,11 +49,17 @@ def read_run(validation_dir: Path, gold: dict[str, str]) -> dict[str, str]:
         if not path.is_file():
             raise SystemExit(f"error: {path} is missing; score the run on validation first (select_cpu_recipe.py run)")
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        labels = "".join(LETTER[row["gold"]] for row in rows)
+        labels = "".join(_letter(row["gold"], path, i, "gold") for i, row in enumerate(rows))
         if gold.setdefault(name, labels) != labels:
             raise SystemExit(f"error: {path}: its gold labels are not those of the other runs' {name} validation rows")
-        out[name] = "".join(LETTER.get(row["prediction"] or INVALID, "x") for row in rows)
+        out[name] = "".join(_letter(row["prediction"] or INVALID, path, i, "prediction") for i, row in enumerate(rows))
     return out
+
+
+def _letter(label: str, path: Path, index: int, field: str) -> str:
+    if label not in LETTER or (field == "gold" and label == INVALID):
+        raise SystemExit(f"error: {path}: row {index}: {field} {label!r} is not one of {list(LABELS)}")
+    return LETTER[label]
 
 
 def weighted_f1(gold: str, predicted: str, weights: np.ndarray | None = None) -> float:
@@ -105,9 +112,10 @@ def record_from_runs(candidate: str, out: Path, against: str, against_out: Path,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--candidate", help="The candidate's name under --out")
+    parser.add_argument("--candidate", choices=sorted(CANDIDATES), help="The candidate's name under --out")
     parser.add_argument("--out", type=Path, help="select_cpu_recipe.py run's --out for the candidate")
-    parser.add_argument("--against", help="The recipe the candidate is measured against (its name under --against-out)")
+    parser.add_argument("--against", choices=sorted(CANDIDATES),
+                        help="The candidate it is measured against (its name under --against-out)")
     parser.add_argument("--against-out", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--resamples", type=int, default=2000)

@@ -80,6 +80,17 @@ def test_runs_that_did_not_score_the_same_rows_are_refused_naming_the_file(tmp_p
         script.record_from_runs("a", tmp_path, "b", tmp_path, [42])
     with pytest.raises(SystemExit, match=r"c/seed42/validation/fpb/predictions.jsonl is missing"):
         script.record_from_runs("a", tmp_path, "c", tmp_path, [42])
+    odd = {**gold, "tfns": ["bullish", *gold["tfns"][1:]]}
+    _write_run(tmp_path / "d" / "seed42" / "validation", gold, odd)
+    with pytest.raises(SystemExit, match=r"d/seed42/validation/tfns/predictions.jsonl: row 0: prediction 'bullish'"):
+        script.record_from_runs("d", tmp_path, "a", tmp_path, [42])
+
+
+def test_a_name_that_is_no_candidate_is_refused_before_any_path_is_read(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _script().main(["--candidate", "../../etc", "--out", str(tmp_path), "--against", "mlp-rows112",
+                        "--against-out", str(tmp_path)])
+    assert "invalid choice: '../../etc'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("record_name", ["margin_round20.json", "margin_round21.json"])
