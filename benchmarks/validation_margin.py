@@ -14,7 +14,9 @@ with replacement, for the seeds' spread on top (three seeds make that part coars
 
 Each run is ``<out>/<candidate>/seed<N>/validation/<set>/predictions.jsonl``, as ``select_cpu_recipe.py run`` writes
 it. The record keeps the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the
-interval from the committed file alone.
+interval from the committed file alone. ``--split test`` does the same for two tested recipes' test predictions
+(``select_cpu_recipe.py test`` writes them beside validation's), over all four sets: how far the test sets themselves
+resolve a difference between two recipes already reported; it chooses nothing.
 """
 
 from __future__ import annotations
@@ -31,27 +33,27 @@ from sklearn.metrics import f1_score
 
 from fingpt_hf.data.labels import INVALID, LABELS
 from fingpt_hf.io import atomic_write_json
-from select_cpu_recipe import CANDIDATES
+from select_cpu_recipe import CANDIDATES, TEST_SETS, VALIDATION_SETS
 
-VALIDATION_SETS = ("fpb", "fiqa", "tfns")  # select_cpu_recipe.py's, NWGI has no validation rows offline
+SETS = {"validation": VALIDATION_SETS, "test": TEST_SETS}  # NWGI has no validation rows offline
 LETTER = {"negative": "n", "neutral": "u", "positive": "p", INVALID: "x"}
 LABEL_OF = {letter: label for label, letter in LETTER.items()}
 # Predictions by run name ("candidate"/"against"), seed and set, each a string of LETTER codes in row order.
 Runs = Mapping[str, Mapping[int, Mapping[str, str]]]
 
 
-def read_run(validation_dir: Path, gold: dict[str, str]) -> dict[str, str]:
+def read_run(split_dir: Path, gold: dict[str, str], sets: Sequence[str] = VALIDATION_SETS) -> dict[str, str]:
     """One run's predictions per set, as letters; ``gold`` is filled from the first run read and checked on the rest,
     so two runs that did not score the same rows are refused, naming the file."""
     out = {}
-    for name in VALIDATION_SETS:
-        path = validation_dir / name / "predictions.jsonl"
+    for name in sets:
+        path = split_dir / name / "predictions.jsonl"
         if not path.is_file():
-            raise SystemExit(f"error: {path} is missing; score the run on validation first (select_cpu_recipe.py run)")
+            raise SystemExit(f"error: {path} is missing; score the run on {split_dir.name} first (select_cpu_recipe.py)")
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         labels = "".join(_letter(row["gold"], path, i, "gold") for i, row in enumerate(rows))
         if gold.setdefault(name, labels) != labels:
-            raise SystemExit(f"error: {path}: its gold labels are not those of the other runs' {name} validation rows")
+            raise SystemExit(f"error: {path}: its gold labels are not those of the other runs' {name} rows")
         out[name] = "".join(_letter(row["prediction"] or INVALID, path, i, "prediction") for i, row in enumerate(rows))
     return out
 
@@ -102,11 +104,12 @@ def bootstrap(gold: Mapping[str, str], runs: Runs, resamples: int, seed: int, se
             for key, (value, values) in columns.items()}
 
 
-def record_from_runs(candidate: str, out: Path, against: str, against_out: Path, seeds: Sequence[int]) -> dict[str, Any]:
+def record_from_runs(candidate: str, out: Path, against: str, against_out: Path, seeds: Sequence[int],
+                     split: str = "validation") -> dict[str, Any]:
     gold: dict[str, str] = {}
-    runs = {role: {seed: read_run(root / name / f"seed{seed}" / "validation", gold) for seed in seeds}
+    runs = {role: {seed: read_run(root / name / f"seed{seed}" / split, gold, SETS[split]) for seed in seeds}
             for role, name, root in (("candidate", candidate, out), ("against", against, against_out))}
-    return {"schema_version": 1, "candidate": candidate, "against": against, "seeds": list(seeds),
+    return {"schema_version": 1, "split": split, "candidate": candidate, "against": against, "seeds": list(seeds),
             "gold": gold, "predictions": {role: {str(k): v for k, v in by_seed.items()} for role, by_seed in runs.items()}}
 
 
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="The candidate it is measured against (its name under --against-out)")
     parser.add_argument("--against-out", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--split", choices=sorted(SETS), default="validation",
+                        help="test: two tested recipes' test predictions, to size a difference already reported")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--rng-seed", type=int, default=0)
     parser.add_argument("--from-json", type=Path, help="Recompute from a record's gold labels and predictions")
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     elif None in (args.candidate, args.out, args.against, args.against_out):
         parser.error("give --candidate, --out, --against and --against-out, or --from-json")
     else:
-        record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds)
+        record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split)
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in record["predictions"].items()}

@@ -1008,6 +1008,20 @@ def test_validation_margin_intervals_are_their_json():
             "of the 97.5% that keeps 0 out of the interval)") in text
 
 
+def test_test_margin_sentence_is_its_json():
+    """The test-set intervals the README gives for round 21's recipe against round 20's are their committed record's."""
+    text = " ".join(README.split())
+    record = json.loads((RESULTS / "cpu_default_round21" / "test_margin_against_round20.json").read_text())
+    rows, both = record["margin"], record["margin_rows_and_seeds"]
+    interval = lambda m: f"{m['interval_95'][0]:.2f} to {m['interval_95'][1]:.2f}"  # noqa: E731
+    assert (f"FiQA-SA's test difference of {rows['fiqa']['observed']:.2f} has the interval {interval(rows['fiqa'])} (rows) "
+            f"and {interval(both['fiqa'])} (rows and seeds)") in text
+    # "a FiQA-SA gain of 4 is ruled out there while one of 1 or 2 is not": above both intervals, inside both
+    assert all(2 < m["fiqa"]["interval_95"][1] < 4 for m in (rows, both)) and "while one of 1 or 2 is not" in text
+    assert (f"the mean over the four test sets, {rows['mean']['observed']:.2f}, has {interval(rows['mean'])} and "
+            f"{interval(both['mean'])}") in text
+
+
 def test_prompt_length_sentence_is_its_json():
     """The README's case against a longer max_length is the committed count of prompts it cuts, for the recipe it names."""
     data = json.loads((RESULTS / "prompt_lengths" / "smollm2-135m.json").read_text())

@@ -115,3 +115,22 @@ def test_committed_predictions_score_to_the_selection_records_validation_figures
     for margin in (*record["margin"].values(), *record["margin_rows_and_seeds"].values()):
         low, high = margin["interval_95"]
         assert low <= margin["observed"] <= high
+
+
+def test_test_margin_predictions_score_to_the_committed_test_figures():
+    """The test-set record sizes a difference already reported (round 21's recipe against round 20's): its predictions,
+    scored here from the letters alone, give each committed seed's test weighted F1 (summary.json, from the evaluation
+    pipeline), over all four sets."""
+    script = _script()
+    record = json.loads((REPO / "benchmarks" / "results" / "cpu_default_round21" / "test_margin_against_round20.json").read_text())
+    assert record["split"] == "test" and (record["candidate"], record["against"]) == ("mlp-rows112", "epyc-fiqa8-mlp")
+    for role, directory in (("candidate", "cpu_default_round21"), ("against", "cpu_default_round20")):
+        summary = json.loads((REPO / "benchmarks" / "results" / directory / "summary.json").read_text())
+        assert summary["candidate"] == record[role]
+        for seed, predicted in record["predictions"][role].items():
+            scored = {s: round(script.weighted_f1(record["gold"][s], predicted[s]), 2) for s in script.TEST_SETS}
+            assert scored == summary["test_f1_weighted"][seed], (role, seed)
+    for margin in (*record["margin"].values(), *record["margin_rows_and_seeds"].values()):
+        low, high = margin["interval_95"]
+        assert low <= margin["observed"] <= high
+
