@@ -38,8 +38,8 @@ from select_cpu_recipe import CANDIDATES, TEST_SETS, VALIDATION_SETS
 SETS = {"validation": VALIDATION_SETS, "test": TEST_SETS}  # NWGI has no validation rows offline
 LETTER = {"negative": "n", "neutral": "u", "positive": "p", INVALID: "x"}
 LABEL_OF = {letter: label for label, letter in LETTER.items()}
-# Predictions by run name ("candidate"/"against"), seed and set, each a string of LETTER codes in row order.
-Runs = Mapping[str, Mapping[int, Mapping[str, str]]]
+# Predictions by role ("candidate"/"against"), seed (a JSON key) and set, each a string of LETTER codes in row order.
+Runs = Mapping[str, Mapping[str, Mapping[str, str]]]
 
 
 def read_run(split_dir: Path, gold: dict[str, str], sets: Sequence[str] = VALIDATION_SETS) -> dict[str, str]:
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split)
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
-    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in record["predictions"].items()}
+    runs = record["predictions"]
     record.update(resamples=args.resamples, rng_seed=args.rng_seed,
                   margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),
                   margin_rows_and_seeds=bootstrap(record["gold"], runs, args.resamples, args.rng_seed, seeds_too=True),

@@ -985,6 +985,11 @@ def test_two_seed_round_stopped_as_its_rule_says(round_number, candidate, yardst
         assert f"{mine[s]['train_runtime_seconds']:,.0f} s (`train_runtime`) against {theirs[s]['train_runtime_seconds']:,.0f} s" in text
 
 
+def shown_interval(margin: dict) -> str:
+    """A bootstrap record's 95% interval as the README writes it."""
+    return f"{margin['interval_95'][0]:.2f} to {margin['interval_95'][1]:.2f}"
+
+
 def test_validation_margin_intervals_are_their_json():
     """The margins and intervals the README gives for rounds 20 and 21 are their committed bootstrap records', made by
     the command it quotes, against the recipes each round compared."""
@@ -994,14 +999,13 @@ def test_validation_margin_intervals_are_their_json():
     assert (records[21]["candidate"], records[21]["against"]) == ("mlp-rows112", "epyc-fiqa8-mlp")
     assert records[21]["command"] in text
     assert all(r["resamples"] == 2000 for r in records.values()) and "2,000 times" in text
-    interval = lambda m: f"{m['interval_95'][0]:.2f} to {m['interval_95'][1]:.2f}"  # noqa: E731
     rows = {n: records[n]["margin"] for n in (20, 21)}
     both = {n: records[n]["margin_rows_and_seeds"] for n in (20, 21)}
-    assert (f"Round 21's margin of {rows[21]['mean']['observed']:.2f} has the 95% interval {interval(rows[21]['mean'])} "
-            f"from the sample of rows alone and {interval(both[21]['mean'])} with the seeds drawn too; FiQA-SA's "
-            f"{rows[21]['fiqa']['observed']:.2f} has {interval(rows[21]['fiqa'])} and {interval(both[21]['fiqa'])}. Round "
+    assert (f"Round 21's margin of {rows[21]['mean']['observed']:.2f} has the 95% interval {shown_interval(rows[21]['mean'])} "
+            f"from the sample of rows alone and {shown_interval(both[21]['mean'])} with the seeds drawn too; FiQA-SA's "
+            f"{rows[21]['fiqa']['observed']:.2f} has {shown_interval(rows[21]['fiqa'])} and {shown_interval(both[21]['fiqa'])}. Round "
             f"20's {rows[20]['mean']['observed']:.2f} (`margin_round20.json`, the candidate against the control) has "
-            f"{interval(rows[20]['mean'])} and {interval(both[20]['mean'])}.") in text
+            f"{shown_interval(rows[20]['mean'])} and {shown_interval(both[20]['mean'])}.") in text
     assert rows[21]["mean"]["interval_95"][0] > 0 >= both[21]["mean"]["interval_95"][0]
     assert (f"outside what the rows alone would give by chance in {1 - rows[21]['mean']['share_at_or_below_zero']:.0%} of "
             f"draws but not once the seeds are drawn too ({1 - both[21]['mean']['share_at_or_below_zero']:.0%} of draws, short "
@@ -1013,13 +1017,12 @@ def test_test_margin_sentence_is_its_json():
     text = " ".join(README.split())
     record = json.loads((RESULTS / "cpu_default_round21" / "test_margin_against_round20.json").read_text())
     rows, both = record["margin"], record["margin_rows_and_seeds"]
-    interval = lambda m: f"{m['interval_95'][0]:.2f} to {m['interval_95'][1]:.2f}"  # noqa: E731
-    assert (f"FiQA-SA's test difference of {rows['fiqa']['observed']:.2f} has the interval {interval(rows['fiqa'])} (rows) "
-            f"and {interval(both['fiqa'])} (rows and seeds)") in text
+    assert (f"FiQA-SA's test difference of {rows['fiqa']['observed']:.2f} has the interval {shown_interval(rows['fiqa'])} (rows) "
+            f"and {shown_interval(both['fiqa'])} (rows and seeds)") in text
     # "a FiQA-SA gain of 4 is ruled out there while one of 1 or 2 is not": above both intervals, inside both
     assert all(2 < m["fiqa"]["interval_95"][1] < 4 for m in (rows, both)) and "while one of 1 or 2 is not" in text
-    assert (f"the mean over the four test sets, {rows['mean']['observed']:.2f}, has {interval(rows['mean'])} and "
-            f"{interval(both['mean'])}") in text
+    assert (f"the mean over the four test sets, {rows['mean']['observed']:.2f}, has {shown_interval(rows['mean'])} and "
+            f"{shown_interval(both['mean'])}") in text
 
 
 def test_prompt_length_sentence_is_its_json():

@@ -25,6 +25,20 @@ def _write_run(directory: Path, gold: dict[str, list[str]], predicted: dict[str,
         (directory / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _scored(record: dict, predicted: dict[str, str]) -> dict[str, float]:
+    """One run's weighted F1 per set of the record's split, x100 to two decimals as the selection records keep it,
+    computed from the letters alone."""
+    script = _script()
+    sets = script.SETS[record.get("split", "validation")]  # the records made before --split are validation's
+    return {s: round(script.weighted_f1(record["gold"][s], predicted[s]), 2) for s in sets}
+
+
+def _assert_observed_inside_every_interval(record: dict) -> None:
+    for margin in (*record["margin"].values(), *record["margin_rows_and_seeds"].values()):
+        low, high = margin["interval_95"]
+        assert low <= margin["observed"] <= high
+
+
 def _gold() -> dict[str, list[str]]:
     return {name: (["negative"] * 5 + ["neutral"] * 10 + ["positive"] * 7) for name in ("fpb", "fiqa", "tfns")}
 
@@ -39,12 +53,12 @@ def test_identical_runs_have_a_zero_margin_and_a_better_run_a_positive_interval(
         for seed in (42, 43):
             _write_run(tmp_path / role / f"seed{seed}" / "validation", gold, predicted)
     same = script.record_from_runs("wrong", tmp_path, "also-wrong", tmp_path, [42, 43])
-    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in same["predictions"].items()}
+    runs = same["predictions"]
     result = script.bootstrap(same["gold"], runs, resamples=50, seed=0)
     assert all(r["observed"] == 0 and r["interval_95"] == [0, 0] and r["share_at_or_below_zero"] == 1 for r in result.values())
     assert script.bootstrap(same["gold"], runs, resamples=50, seed=0, seeds_too=True) == result
     better = script.record_from_runs("right", tmp_path, "wrong", tmp_path, [42, 43])
-    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in better["predictions"].items()}
+    runs = better["predictions"]
     ahead = script.bootstrap(better["gold"], runs, resamples=50, seed=0)
     assert ahead["mean"]["observed"] > 0 and ahead["mean"]["interval_95"][0] > 0 and ahead["mean"]["share_at_or_below_zero"] == 0
     swapped = script.bootstrap(better["gold"], {"candidate": runs["against"], "against": runs["candidate"]}, 50, 0)
@@ -63,7 +77,7 @@ def test_drawing_seeds_too_puts_the_seeds_spread_in_the_interval(tmp_path):
         for seed, predicted in by_seed.items():
             _write_run(tmp_path / role / f"seed{seed}" / "validation", gold, predicted)
     record = script.record_from_runs("mixed", tmp_path, "wrong", tmp_path, [42, 43])
-    runs = {role: {int(k): v for k, v in by_seed.items()} for role, by_seed in record["predictions"].items()}
+    runs = record["predictions"]
     rows = script.bootstrap(record["gold"], runs, resamples=200, seed=0)["mean"]
     both = script.bootstrap(record["gold"], runs, resamples=200, seed=0, seeds_too=True)["mean"]
     assert rows["observed"] == both["observed"] > 0 and rows["share_at_or_below_zero"] == 0
@@ -106,31 +120,24 @@ def test_committed_predictions_score_to_the_selection_records_validation_figures
         runs = {r["seed"]: r for r in json.loads(select.record_path(name).read_text())["runs"] if r["candidate"] == name}
         assert sorted(int(seed) for seed in record["predictions"][role]) == record["seeds"] == [42, 43, 44]
         for seed, predicted in record["predictions"][role].items():
-            scored = {s: round(script.weighted_f1(record["gold"][s], predicted[s]), 2) for s in script.VALIDATION_SETS}
-            assert scored == runs[int(seed)]["validation_f1_weighted"], (role, seed)
+            assert _scored(record, predicted) == runs[int(seed)]["validation_f1_weighted"], (role, seed)
         means[role] = sum(runs[s]["validation_mean"] for s in record["seeds"]) / len(record["seeds"])
     assert record["margin"]["mean"]["observed"] == pytest.approx(means["candidate"] - means["against"], abs=0.015)
     assert [len(record["gold"][s]) for s in script.VALIDATION_SETS] == [363, 94, 954]
     assert record["margin_rows_and_seeds"]["mean"]["observed"] == record["margin"]["mean"]["observed"]
-    for margin in (*record["margin"].values(), *record["margin_rows_and_seeds"].values()):
-        low, high = margin["interval_95"]
-        assert low <= margin["observed"] <= high
+    _assert_observed_inside_every_interval(record)
 
 
 def test_test_margin_predictions_score_to_the_committed_test_figures():
     """The test-set record sizes a difference already reported (round 21's recipe against round 20's): its predictions,
     scored here from the letters alone, give each committed seed's test weighted F1 (summary.json, from the evaluation
     pipeline), over all four sets."""
-    script = _script()
     record = json.loads((REPO / "benchmarks" / "results" / "cpu_default_round21" / "test_margin_against_round20.json").read_text())
     assert record["split"] == "test" and (record["candidate"], record["against"]) == ("mlp-rows112", "epyc-fiqa8-mlp")
     for role, directory in (("candidate", "cpu_default_round21"), ("against", "cpu_default_round20")):
         summary = json.loads((REPO / "benchmarks" / "results" / directory / "summary.json").read_text())
         assert summary["candidate"] == record[role]
         for seed, predicted in record["predictions"][role].items():
-            scored = {s: round(script.weighted_f1(record["gold"][s], predicted[s]), 2) for s in script.TEST_SETS}
-            assert scored == summary["test_f1_weighted"][seed], (role, seed)
-    for margin in (*record["margin"].values(), *record["margin_rows_and_seeds"].values()):
-        low, high = margin["interval_95"]
-        assert low <= margin["observed"] <= high
+            assert _scored(record, predicted) == summary["test_f1_weighted"][seed], (role, seed)
+    _assert_observed_inside_every_interval(record)
 
