@@ -23,6 +23,20 @@ Recomputation by gradient checkpointing, padding and prompt-token logits are not
 share. With the shared prefix, the tokens a shared instruction saves are not counted (they never ran), so its share
 is that of the work it did, while its samples/s carries the saving.
 
+That count (``gflops``, the figure of every run recorded before it was added) leaves out two kinds of matmul that
+every configuration runs: LoRA's own and the attention's. ``gflops_all`` adds them, counted the same way:
+
+    + (LoRA matmul FLOPs per token) x (tokens that ran)
+    + (attention matmul FLOPs per attended query-key pair) x (attended pairs that ran)
+
+A trainable linear layer (LoRA's A and B) costs 2P per token forward, 2P for its weight gradient and 2P more where
+its input needs a gradient. A query-key pair costs 4 x (query width) forward (scores and the weighted values) and
+2 x (query width) in the backward pass for each of dQ, dK, dV and the probabilities' gradient that autograd runs
+(``step_work`` finds them with hooks). Only the causal pairs between real tokens count (n(n+1)/2 for a row of n;
+the shared prefix's once per group), not padding or masked scores, nor the one-hot matmul that hands a group's
+prefix keys to its rows. ``tests/test_train_throughput.py`` checks the per-token and per-pair figures against
+torch's ``FlopCounterMode`` (what the dispatcher ran) on a tiny Llama.
+
     python benchmarks/train_throughput.py                # ~6 minutes on 2 cores
     python benchmarks/train_throughput.py --steps 6 --configs trl-default,trl-tuned,fast-shared \
         --output benchmarks/results/train_throughput/cpu.json
@@ -92,11 +106,13 @@ def matmul_peak_gflops(size: int, repeats: int, dtype: torch.dtype) -> tuple[flo
 
 class CountingCollator:
     """Wraps the trainer's collator to count the real, answer, padded and shared-prefix tokens of
-    every batch it builds (shared: token passes the shared-prefix layout saves on that batch)."""
+    every batch it builds (shared: token passes the shared-prefix layout saves on that batch), and the
+    query-key pairs its attention computes usefully (``attended_pairs``)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, shared_prefix: bool):
         self.inner = inner
-        self.batches: list[tuple[int, int, int, int]] = []
+        self.shared_prefix = shared_prefix
+        self.batches: list[tuple[int, int, int, int, int]] = []
 
     def __call__(self, features):
         from fingpt_hf.training.shared_prefix import plan_shared_prefixes
@@ -105,8 +121,20 @@ class CountingCollator:
         mask = batch["attention_mask"]
         answer = int((batch["labels"][:, 1:] != -100).sum())
         plan = plan_shared_prefixes(batch["input_ids"], mask, batch["labels"])
-        self.batches.append((int(mask.sum()), answer, mask.numel(), plan.shared_tokens if plan else 0))
+        lengths = mask.sum(-1).tolist()
+        pairs = attended_pairs(lengths, plan if self.shared_prefix else None)
+        self.batches.append((int(mask.sum()), answer, mask.numel(), plan.shared_tokens if plan else 0, pairs))
         return batch
+
+
+def attended_pairs(lengths: list[int], plan=None) -> int:
+    """Causal query-key pairs between real tokens: n(n+1)/2 for a row of n; under a shared-prefix ``plan`` a group's
+    prefix (p tokens, g rows) attends among itself once instead of g times, so (g - 1) p(p+1)/2 fewer."""
+    pairs = sum(n * (n + 1) // 2 for n in lengths)
+    if plan is not None:
+        sizes = [plan.group_of_row.count(g) for g in range(len(plan.prefix_lengths))]
+        pairs -= sum((g - 1) * p * (p + 1) // 2 for g, p in zip(sizes, plan.prefix_lengths))
+    return pairs
 
 
 def body_linear_params(model) -> int:
@@ -115,32 +143,58 @@ def body_linear_params(model) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
 
 
-def backward_linear_params(model, lora, sample: torch.Tensor) -> int:
-    """Weights of the frozen body linear layers whose input needs a gradient once ``lora`` is applied to ``model``.
+@dataclass
+class StepWork:
+    """What one token and one attended query-key pair cost in a training step, found from what autograd runs."""
 
-    Only those run their input-gradient matmul in the backward pass: below the lowest adapted module nothing needs
-    a gradient (with LoRA on the top layers, every lower layer; with LoRA on the MLP only, the lowest layer's
-    attention too). Found by one forward pass of ``sample`` with hooks, so it is what autograd runs, for any
-    placement. ``model`` is changed (LoRA is applied to it): pass a copy that is not trained."""
+    backward_linear_params: int  # frozen body weights whose input-gradient matmul runs
+    lora_flops_per_token: int  # LoRA's A and B: forward, weight gradient, input gradient where needed
+    attention_flops_per_pair: int | None  # summed over layers; None for a model without q/k/v projections
+
+
+def step_work(model, lora, sample: torch.Tensor) -> StepWork:
+    """Apply ``lora`` to ``model`` and find, by one forward pass of ``sample`` with hooks, which matmuls run.
+
+    A frozen linear layer runs its input-gradient matmul only where its input needs a gradient: below the lowest
+    adapted module nothing does (with LoRA on the top layers, every lower layer; with LoRA on the MLP only, the
+    lowest layer's attention too). A trainable one (LoRA's A or B) also runs its weight gradient. An attention
+    block's backward runs dQ where its queries need a gradient, dK where its keys do, the probabilities' gradient
+    where either does, dV where its values do. ``model`` is changed (LoRA is applied to it): pass a copy that is
+    not trained."""
     from peft import get_peft_model
 
     head = model.get_output_embeddings()
     peft_model = get_peft_model(model, lora)
-    needed: dict[int, int] = {}
+    backward: dict[int, int] = {}
+    trainable: dict[int, int] = {}
+    needs_grad: dict[int, bool] = {}
 
-    def hook(module, inputs, output):
-        if inputs[0].requires_grad:
-            needed[id(module)] = module.weight.numel()
+    def linear_hook(module, inputs, output):
+        size = module.weight.numel()
+        if module.weight.requires_grad:
+            trainable[id(module)] = 2 * size * (2 + inputs[0].requires_grad)
+        elif inputs[0].requires_grad:
+            backward[id(module)] = size
 
-    frozen = [m for m in peft_model.modules()
-              if isinstance(m, torch.nn.Linear) and m is not head and not m.weight.requires_grad]
-    handles = [m.register_forward_hook(hook) for m in frozen]
+    def output_hook(module, inputs, output):
+        needs_grad[id(module)] = output.requires_grad
+
+    linears = [m for m in peft_model.modules() if isinstance(m, torch.nn.Linear) and m is not head]
+    blocks = [m for m in peft_model.modules() if all(hasattr(m, n) for n in ("q_proj", "k_proj", "v_proj"))]
+    projections = [getattr(b, n) for b in blocks for n in ("q_proj", "k_proj", "v_proj")]
+    handles = [m.register_forward_hook(linear_hook) for m in linears]
+    handles += [m.register_forward_hook(output_hook) for m in projections]
     try:
         peft_model(input_ids=sample)
     finally:
         for handle in handles:
             handle.remove()
-    return sum(needed.values())
+    attention = 0
+    for block in blocks:
+        q, k, v = (needs_grad[id(getattr(block, n))] for n in ("q_proj", "k_proj", "v_proj"))
+        width = block.q_proj.out_features  # heads x head dim: each query head scores its (shared) key head
+        attention += 4 * width + 2 * width * (q + k + (q or k) + v)
+    return StepWork(sum(backward.values()), sum(trainable.values()), attention if blocks else None)
 
 
 def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -> dict:
@@ -161,7 +215,8 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
                       target_modules=targets, task_type="CAUSAL_LM",
                       layers_to_transform=top_layers(model, args.lora_top_layers))
     sample = tokenizer(dataset[0]["prompt"] + dataset[0]["completion"], return_tensors="pt")["input_ids"]
-    n_backward = backward_linear_params(copy.deepcopy(model), copy.deepcopy(lora), sample)
+    work = step_work(copy.deepcopy(model), copy.deepcopy(lora), sample)
+    n_backward = work.backward_linear_params
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
             output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
@@ -173,7 +228,7 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
         extra = {"compile_layers": cfg.compile_layers, "shared_prefix": cfg.shared_prefix} if cfg.fast else {}
         trainer = trainer_cls(model=model, args=sft_args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=lora, **extra)
-        counter = CountingCollator(trainer.data_collator)
+        counter = CountingCollator(trainer.data_collator, cfg.shared_prefix)
         trainer.data_collator = counter
         timer = StepTimer()
         trainer.add_callback(timer)
@@ -185,15 +240,22 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
     real = sum(b[0] for b in timed)
     answer = sum(b[1] for b in timed)
     padded = sum(b[2] for b in timed)
-    flops = 2 * (n_body + n_backward) * real + 4 * vocab_x_hidden * answer
-    if cfg.shared_prefix:  # the share of peak counts the token passes that really ran
-        flops -= 2 * (n_body + n_backward) * sum(b[3] for b in timed)
+    ran = real - (sum(b[3] for b in timed) if cfg.shared_prefix else 0)  # the token passes that really ran
+    flops = 2 * (n_body + n_backward) * ran + 4 * vocab_x_hidden * answer
+    pairs = sum(b[4] for b in timed)
+    flops_all = (None if work.attention_flops_per_pair is None
+                 else flops + work.lora_flops_per_token * ran + work.attention_flops_per_pair * pairs)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "name": cfg.name, "note": cfg.note, "bf16": bool(trainer.args.bf16 or getattr(trainer, "fast_bf16", False)),
         "s_per_step": seconds / args.steps,
         "samples_per_s": args.steps * args.batch_size / seconds, "tokens_per_s": real / seconds,
         "pad_share": 1 - real / padded, "gflops": flops / seconds / 1e9,
+        "gflops_all": None if flops_all is None else flops_all / seconds / 1e9,
+        "flops_per_step": {"counted": flops / args.steps, "all": None if flops_all is None else flops_all / args.steps,
+                           "lora_per_token": work.lora_flops_per_token,
+                           "attention_per_pair": work.attention_flops_per_pair,
+                           "tokens_ran": ran / args.steps, "attended_pairs": pairs / args.steps},
         "cpu_s_per_step": cpu_seconds / args.steps, "gflops_cpu": flops / cpu_seconds / 1e9,
         "first_loss": losses[0] if losses else float("nan"), "last_loss": losses[-1] if losses else float("nan"),
     }
@@ -272,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     # a slow moment would flatter every share (one run here timed 212 GFLOP/s before and 410 after).
     higher = max(peak, peak_after)
     for res in results:
-        print(f"{res['name']:15s} {res['gflops'] / higher:.0%} of the higher peak ({higher:.1f} GFLOP/s)")
+        with_all = ("" if res["gflops_all"] is None else
+                    f"; {res['gflops_all'] / higher:.0%} with LoRA's and the attention's matmuls ({res['gflops_all']:.1f})")
+        print(f"{res['name']:15s} {res['gflops'] / higher:.0%} of the higher peak ({higher:.1f} GFLOP/s){with_all}")
     ratios = {}
     for baseline in ("trl-default", "trl-tuned"):
         base = next((r for r in results if r["name"] == baseline), None)

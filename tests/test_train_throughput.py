@@ -58,4 +58,67 @@ def test_backward_matmuls_are_counted_only_above_the_lowest_adapted_module(targe
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=list(targets), task_type="CAUSAL_LM",
                       layers_to_transform=[1] if top else None)
     assert script.body_linear_params(model) > expected
-    assert script.backward_linear_params(model, lora, torch.tensor([[1, 5, 9, 3]])) == expected
+    assert script.step_work(model, lora, torch.tensor([[1, 5, 9, 3]])).backward_linear_params == expected
+
+
+@pytest.mark.parametrize("targets, top", [
+    (ATTENTION + MLP, 0), (MLP, 0), (ATTENTION + MLP, 1), (("v_proj",), 0), (("k_proj",), 0),
+])
+def test_step_work_is_what_torchs_flop_counter_sees_run(targets, top):
+    """``step_work``'s per-token and per-pair FLOPs against torch's FlopCounterMode, which counts every matmul the
+    dispatcher runs in one forward and backward pass: one row of n tokens under eager attention (which scores all
+    n x n pairs) and a loss on every token (the head runs on all n) costs 2 (body + backward) n + LoRA n +
+    attention n^2 + 4 vocab hidden n. The placements differ in which backward matmuls autograd runs (the lowest
+    layer's dK and dQ without their adapters, the LoRA A's input gradient, the layers below the adapters)."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tiny_models import tiny_llama
+
+    script = load_benchmark_script("train_throughput")
+    model = tiny_llama(64)
+    model.set_attn_implementation("eager")
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=list(targets), task_type="CAUSAL_LM",
+                      layers_to_transform=[1] if top else None)
+    ids = torch.tensor([[1, 5, 9, 3, 7, 2]])
+    n = ids.shape[1]
+    work = script.step_work(copy.deepcopy(model), copy.deepcopy(lora), ids)
+    body, head = script.body_linear_params(model), model.get_output_embeddings().weight.numel()
+    peft_model = get_peft_model(model, lora).train()
+    with FlopCounterMode(display=False) as counter:
+        peft_model(input_ids=ids, labels=ids).loss.backward()
+    assert work.lora_flops_per_token > 0 and work.attention_flops_per_pair > 0
+    assert counter.get_total_flops() == (2 * (body + work.backward_linear_params) * n + work.lora_flops_per_token * n
+                                         + work.attention_flops_per_pair * n * n + 4 * head * n)
+
+
+@pytest.mark.parametrize("prompts", [
+    ([1, 2, 3, 4, 5], [1, 2, 3, 9, 9, 9]),  # two rows sharing three tokens
+    ([1, 2, 3, 4], [1, 2, 3, 6, 7], [1, 2, 8, 8], [5, 6, 7]),  # groups of two and of one, a row alone
+])
+def test_attended_pairs_are_the_real_queries_entries_of_the_shared_prefix_masks(prompts):
+    """Without a shared prefix a row of n tokens attends n(n+1)/2 pairs; with one, the pairs are the entries the
+    shared-prefix attention's masks open to real queries (padding queries' one key each is not useful work)."""
+    import torch
+
+    from fingpt_hf.training.shared_prefix import _layout, plan_shared_prefixes
+
+    script = load_benchmark_script("train_throughput")
+    width = max(len(p) for p in prompts) + 1
+    ids = torch.tensor([[*p, 0, *[0] * (width - len(p) - 1)] for p in prompts])
+    mask = torch.tensor([[1] * (len(p) + 1) + [0] * (width - len(p) - 1) for p in prompts])
+    labels = torch.full_like(ids, -100)
+    for r, p in enumerate(prompts):
+        labels[r, len(p)] = 0  # the answer: the token after the prompt
+    lengths = mask.sum(-1).tolist()
+    plan = plan_shared_prefixes(ids, mask, labels)
+    assert plan is not None and plan.shared_tokens > 0
+    pre_mask, suf_mask, _ = _layout(plan, torch.device("cpu"))[3]
+    starts = [plan.prefix_lengths[g] for g in plan.group_of_row]
+    opened = (sum(int(pre_mask[g, 0, :p].sum()) for g, p in enumerate(plan.prefix_lengths))
+              + sum(int(suf_mask[r, 0, : n - s].sum()) for r, (n, s) in enumerate(zip(lengths, starts))))
+    assert script.attended_pairs(lengths, plan) == opened
+    assert script.attended_pairs(lengths) == sum(n * (n + 1) // 2 for n in lengths) > opened
