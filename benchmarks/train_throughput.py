@@ -41,6 +41,14 @@ torch's ``FlopCounterMode`` (what the dispatcher ran) on a tiny Llama.
     python benchmarks/train_throughput.py --steps 6 --configs trl-default,trl-tuned,fast-shared \
         --output benchmarks/results/train_throughput/cpu.json
 
+``--isolate`` runs each configuration in a fresh Python process of its own (the peak is still timed in this one,
+before and after them all). In one process a configuration can run at a speed that depends on the one before it:
+glibc hands a freed block larger than its mmap threshold back to the kernel, which zeroes the pages again when a
+later block is touched, and the threshold and the heap grow with what was freed before. TRL's configurations compute
+full-vocabulary logits (hundreds of MB a step), so ``trl-tuned`` run after ``trl-default`` reuses heap memory that it
+would fault in afresh every step if run alone (README, Speed, for the measured difference). ``glibc_tunables`` in the
+output records ``GLIBC_TUNABLES`` (e.g. ``glibc.malloc.mmap_max=0`` keeps every block on the heap).
+
 Ratios are printed against both baselines: ``trl-default`` (TRL's SFTConfig defaults, which turn
 gradient checkpointing on) and ``trl-tuned`` (the fair one: plain SFTTrainer with the same
 settings as the fast trainer, no checkpointing, length-grouped batches).
@@ -81,6 +89,8 @@ CONFIGS = {c.name: c for c in (
     Config("fast-shared", True, TUNED, "as 'fast-compiled', plus the shared instruction prefix once per batch "
            "(recipes/smollm2-135m)", compile_layers=True, shared_prefix=True),
     Config("trl-tuned", False, TUNED, "trl.SFTTrainer with the same tuned args as 'fast'"),
+    Config("trl-compiled", False, {**TUNED, "torch_compile": True},
+           "as 'trl-tuned', plus TrainingArguments' torch_compile (the whole model compiled)"),
 )}
 
 
@@ -248,6 +258,7 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "name": cfg.name, "note": cfg.note, "bf16": bool(trainer.args.bf16 or getattr(trainer, "fast_bf16", False)),
+        "pid": os.getpid(),
         "s_per_step": seconds / args.steps,
         "samples_per_s": args.steps * args.batch_size / seconds, "tokens_per_s": real / seconds,
         "pad_share": 1 - real / padded, "gflops": flops / seconds / 1e9,
@@ -259,6 +270,33 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
         "cpu_s_per_step": cpu_seconds / args.steps, "gflops_cpu": flops / cpu_seconds / 1e9,
         "first_loss": losses[0] if losses else float("nan"), "last_loss": losses[-1] if losses else float("nan"),
     }
+
+
+def child_argv(argv: list[str], name: str, output: str) -> list[str]:
+    """``argv`` for one configuration in a process of its own: the same options, ``--configs name``, its own output."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--configs", "--output"):
+            skip = True
+        elif arg != "--isolate" and not arg.startswith(("--configs=", "--output=")):
+            kept.append(arg)
+    return [*kept, "--configs", name, "--output", output]
+
+
+def run_isolated(name: str, argv: list[str]) -> dict:
+    """One configuration's result from a fresh Python process (this script again), so that nothing a configuration
+    leaves behind in the process (the C allocator's heap and thresholds, kernel caches) changes the next one's speed."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        subprocess.run([sys.executable, os.path.abspath(__file__), *child_argv(argv, name, out)], check=True)
+        with open(out) as f:
+            [res] = json.load(f)["results"]
+    return res
 
 
 def load_rows(n: int, data_dir: str | None):
@@ -294,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--output", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run each configuration in a Python process of its own (the peak is still timed here, "
+                             "before and after them all)")
     parser.add_argument("--peak-size", type=int, default=2048)
     parser.add_argument("--peak-repeats", type=int, default=10)
     args = parser.parse_args(argv)
@@ -307,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
     model_path = resolve_model_path(args.model)
-    dataset = load_rows(200 * args.batch_size, args.data_dir)
+    dataset = None if args.isolate else load_rows(200 * args.batch_size, args.data_dir)
     native_bf16 = cpu_supports_bf16()
     dtype = torch.bfloat16 if native_bf16 else torch.float32
     dtype_name = str(dtype).removeprefix("torch.")
@@ -318,9 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{dtype_name} matmul peak ({args.peak_size}^3): {peak:.1f} GFLOP/s wall, "
           f"{peak_cpu:.1f} GFLOP/s by CPU time", flush=True)
 
+    argv = list(argv if argv is not None else sys.argv[1:])
     results = []
     for name in names:
-        res = run_config(CONFIGS[name], model_path, dataset, args, native_bf16)
+        res = (run_isolated(name, argv) if args.isolate
+               else run_config(CONFIGS[name], model_path, dataset, args, native_bf16))
         results.append(res)
         print(f"{name:15s} {res['s_per_step']:6.2f} s/step  {res['samples_per_s']:6.2f} samples/s  "
               f"{res['tokens_per_s']:7.1f} tok/s  pad {res['pad_share']:.0%}  {res['gflops']:6.1f} GFLOP/s "
@@ -351,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         from fingpt_hf.provenance import package_versions
 
         atomic_write_json(args.output, {
-            "command": "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python benchmarks/train_throughput.py " + " ".join(argv),
+            "isolated": args.isolate, "pid": os.getpid(),
+            # glibc's allocator settings change how often large tensors go back to the kernel (README, Speed)
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "cpu": cpu_description(),
             "compute_dtype": dtype_name,

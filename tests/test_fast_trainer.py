@@ -303,3 +303,48 @@ def test_compiled_layers_give_the_same_loss_grads_and_names(tokenizer, fpb_rows,
         assert math.isclose(results["compiled"][0], results["eager"][0], rel_tol=1e-5)
         for key, grad in results["eager"][1].items():
             torch.testing.assert_close(results["compiled"][1][key], grad, rtol=1e-4, atol=1e-6, msg=key)
+
+
+RSS_AFTER_FREE = """
+import sys
+import torch
+from fingpt_hf.training.fast_trainer import keep_freed_memory_in_process
+applied = keep_freed_memory_in_process() if sys.argv[1] == "on" else None
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+before = rss()
+block = torch.ones(64 * 2**20)  # 256 MiB, far above glibc's largest mmap threshold (32 MiB)
+del block
+print(applied, (rss() - before) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="reads Linux's /proc")
+def test_freed_memory_stays_in_the_process_only_when_asked():
+    """With glibc's defaults a freed 256 MiB tensor goes back to the kernel (its pages are zeroed again when the next
+    step touches them); after ``keep_freed_memory_in_process`` it stays on the heap. Each in a fresh process, since
+    the setting is the whole process's."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    kept = {}
+    for mode in ("off", "on"):
+        out = subprocess.run([sys.executable, "-c", RSS_AFTER_FREE, mode], check=True, capture_output=True, text=True)
+        applied, megabytes = out.stdout.split()
+        kept[mode] = float(megabytes)
+        assert applied == {"off": "None", "on": "True"}[mode]
+    assert kept["off"] < 16 and kept["on"] > 200, kept
+
+
+def test_train_keeps_freed_memory_on_cpu(tokenizer, fpb_rows, tmp_path, monkeypatch):
+    from fingpt_hf.training import fast_trainer
+
+    calls = []
+    monkeypatch.setattr(fast_trainer, "keep_freed_memory_in_process", lambda: calls.append(1) or False)
+    trainer = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path, fast_bf16=False)
+    trainer.args.max_steps = 1
+    trainer.train()
+    assert calls == [1]

@@ -31,6 +31,32 @@ def test_without_native_bf16_every_configuration_and_the_peak_are_float32(
     assert data["speedups_samples_per_s"]["fast vs trl-default"] > 0
 
 
+def test_isolate_runs_each_configuration_in_a_process_of_its_own(monkeypatch, tmp_path, data_dir, default_model_path):
+    """``--isolate``: every configuration's figures come from a fresh process (a configuration run after another in
+    one process can find the allocator warmed up by it: README, Speed), and the peak is timed in the parent."""
+    import os
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    out = tmp_path / "tp.json"
+    assert load_benchmark_script("train_throughput").main([
+        "--model", str(default_model_path), "--configs", "trl-tuned,fast", "--steps", "1", "--warmup", "1",
+        "--batch-size", "2", "--lora-top-layers", "2", "--data-dir", str(data_dir), "--peak-size", "256",
+        "--peak-repeats", "2", "--isolate", "--output", str(out)]) == 0
+    data = json.loads(out.read_text())
+    pids = [r["pid"] for r in data["results"]]
+    assert [r["name"] for r in data["results"]] == ["trl-tuned", "fast"]
+    assert data["isolated"] and data["pid"] == os.getpid() and len({*pids, os.getpid()}) == 3
+    assert all(r["s_per_step"] > 0 and r["gflops_all"] > r["gflops"] > 0 for r in data["results"])
+    assert data["speedups_samples_per_s"]["fast vs trl-tuned"] > 0
+
+
+def test_a_child_gets_the_parents_options_but_one_configuration_and_its_own_output():
+    script = load_benchmark_script("train_throughput")
+    argv = ["--steps", "6", "--configs", "a,b", "--isolate", "--output", "x.json", "--lora-r", "8", "--output=y"]
+    assert script.child_argv(argv, "b", "/t/r.json") == ["--steps", "6", "--lora-r", "8", "--configs", "b",
+                                                         "--output", "/t/r.json"]
+
+
 ATTENTION, MLP = ("q_proj", "k_proj", "v_proj", "o_proj"), ("gate_proj", "up_proj", "down_proj")
 
 

@@ -21,6 +21,9 @@ compile). On CPU this fuses RMSNorm, rotary embeddings and the MLP's activation,
 bf16 runs as separate memory-bound kernels; measured ~17% faster per step on SmolLM2-135M after
 ~30 s of compiling.
 
+On CPU, ``train()`` also has glibc keep freed memory on its heap (``keep_freed_memory_in_process``): the
+same pages serve every step instead of being unmapped and zeroed again by the kernel (~13% of a step measured).
+
 Everything else (constructor, data handling, collator, metrics, checkpoints, gradient
 accumulation normalisation) is SFTTrainer's own, so it is a drop-in replacement.
 """
@@ -43,6 +46,29 @@ from fingpt_hf.training.shared_prefix import supports_shared_prefix
 logger = logging.getLogger(__name__)
 
 FastBF16 = bool | Literal["auto"]
+
+
+# mallopt(3) parameters (glibc's malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory_in_process() -> bool:
+    """Have glibc keep freed blocks on its heap instead of handing large ones back to the kernel.
+
+    A CPU training step frees and allocates activations of the same sizes every step. By default glibc serves a
+    block above its mmap threshold with a fresh mapping and unmaps it when freed, and the kernel zeroes the pages
+    again on first touch every step; measured on SmolLM2-135M with the CPU recipe's trainer that is about 13% of a
+    step (README, Speed). With mmap off and the heap's top kept (up to 2 GiB), the same pages are reused; the
+    arithmetic is unchanged. Returns whether it was applied: only with glibc, the C library of Linux distributions
+    other than musl-based ones.
+    """
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)  # the process's own C library
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def resolve_fast_bf16(setting: FastBF16, device: torch.device | str) -> bool:
@@ -161,6 +187,8 @@ class FastSFTTrainer(SFTTrainer):
                 )
 
     def train(self, *args, **kwargs):
+        if self.args.device.type == "cpu" and keep_freed_memory_in_process():
+            logger.info("FastSFTTrainer: glibc keeps freed memory on its heap for this process (faster CPU steps).")
         with self._frozen_linear_weights_in_bf16():
             return super().train(*args, **kwargs)
 
