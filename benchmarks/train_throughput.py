@@ -49,9 +49,10 @@ full-vocabulary logits (hundreds of MB a step), so ``trl-tuned`` run after ``trl
 would fault in afresh every step if run alone (README, Speed, for the measured difference). ``glibc_tunables`` in the
 output records ``GLIBC_TUNABLES`` (e.g. ``glibc.malloc.mmap_max=0`` keeps every block on the heap).
 
-Ratios are printed against both baselines: ``trl-default`` (TRL's SFTConfig defaults, which turn
-gradient checkpointing on) and ``trl-tuned`` (the fair one: plain SFTTrainer with the same
-settings as the fast trainer, no checkpointing, length-grouped batches).
+Ratios are printed against each baseline that ran: ``trl-default`` (TRL's SFTConfig defaults, which turn
+gradient checkpointing on), ``trl-tuned`` (the fair one: plain SFTTrainer with the same
+settings as the fast trainer, no checkpointing, length-grouped batches) and ``trl-compiled`` (``trl-tuned`` with
+TrainingArguments' ``torch_compile``, the whole model compiled: the strongest plain-TRL baseline measured).
 """
 
 from __future__ import annotations
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"; {res['gflops_all'] / higher:.0%} with LoRA's and the attention's matmuls ({res['gflops_all']:.1f})")
         print(f"{res['name']:15s} {res['gflops'] / higher:.0%} of the higher peak ({higher:.1f} GFLOP/s){with_all}")
     ratios = {}
-    for baseline in ("trl-default", "trl-tuned"):
+    for baseline in ("trl-default", "trl-tuned", "trl-compiled"):
         base = next((r for r in results if r["name"] == baseline), None)
         for res in results if base else []:
             if res is not base:

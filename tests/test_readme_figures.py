@@ -1136,3 +1136,36 @@ def test_isolated_throughput_table_and_sentences_are_their_json():
     assert f"at {min(in_process):.2f}-{max(in_process):.2f} s/step: about its speed with its memory on the heap" in text
     last = next(r for r in runs["isolated_trainer_keeps_heap"]["results"] if r["name"] == "fast-shared")
     assert f"{last['s_per_step']:.2f} s/step in the last run" in text
+
+
+COMPILED_RUNS = ("isolated_heap_compiled", "isolated_heap_compiled_run2")
+
+
+def test_compiled_baseline_table_and_sentence_are_their_json():
+    """TRL with torch_compile beside trl-tuned and fast-shared, each in its own process with every block on the heap:
+    the table's steps, ratios and shares, and the ratio range the README gives against the strongest baseline."""
+    rows = table_rows("train-throughput-epyc-mlp-compiled")
+    assert [row[0] for row in rows] == [f"`{name}`" for name in COMPILED_RUNS]
+    against = {"trl-tuned": [], "trl-compiled": []}
+    for row, name in zip(rows, COMPILED_RUNS):
+        data = json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_{name}.json").read_text())
+        assert data["isolated"] and data["glibc_tunables"] == HEAP
+        assert "--configs trl-tuned,trl-compiled,fast-shared --isolate " in data["command"]
+        res, peak = {r["name"]: r for r in data["results"]}, higher_peak(data, "bf16", "bfloat16")
+        speedups = data["speedups_samples_per_s"]
+        for baseline in against:
+            against[baseline].append(speedups[f"fast-shared vs {baseline}"])
+        assert row[1:] == [*(f"{res[n]['s_per_step']:.2f}" for n in ("trl-tuned", "trl-compiled", "fast-shared")),
+                           f"{speedups['trl-compiled vs trl-tuned']:.2f}x", f"{speedups['fast-shared vs trl-compiled']:.2f}x",
+                           f"{speedups['fast-shared vs trl-tuned']:.2f}x", f"{res['fast-shared']['gflops'] / peak:.0%}",
+                           f"{res['fast-shared']['gflops_all'] / peak:.0%}"]
+    text = " ".join(README.split())
+    low, high = min(against["trl-compiled"]), max(against["trl-compiled"])
+    assert f"`fast-shared` is {low:.2f}-{high:.2f}x `trl-compiled`" in text and high < 3.5
+    low, high = min(against["trl-tuned"]), max(against["trl-tuned"])
+    assert f"and {low:.2f}-{high:.2f}x `trl-tuned` in the same runs" in text
+    heap = [json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_{name}.json").read_text())
+            for name in ("isolated_heap", "isolated_heap_run2", *COMPILED_RUNS)]
+    shares = [fast_shared_share(d)[0]["gflops_all"] / higher_peak(d, "bf16", "bfloat16") for d in heap]
+    assert f"with every matmul counted ({100 * min(shares):.0f}-{max(shares):.0%} over the four heap runs) is" in text
+    assert min(shares) >= 0.55
