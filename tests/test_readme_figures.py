@@ -1120,7 +1120,22 @@ def test_isolated_throughput_table_and_sentences_are_their_json():
     for config, word in (("trl-tuned", "`trl-tuned` by"), ("fast-shared", "`fast-shared` by")):
         slow, fast = mean(default, config), mean(heap, config)
         assert f"{word} {slow / fast:.2f}x ({slow:.2f} against {fast:.2f}" in text
-    assert f"how much of their {slow / fast:.2f}x a whole run keeps is not measured" in text  # fast-shared's
+    before, after = ([json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_60steps_{name}_run{i}.json")
+                                 .read_text())["results"] for i in (1, 2)] for name in ("d3253a0", "keeps_heap"))
+    assert all("gflops_all" not in r[0] for r in before) and all("gflops_all" in r[0] for r in after)  # old, new code
+    assert all(r[0]["name"] == "fast-shared" for r in (*before, *after))
+    for name in ("d3253a0", "keeps_heap"):
+        for i in (1, 2):
+            command = json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_60steps_{name}_run{i}.json")
+                                 .read_text())["command"]
+            assert ("--steps 60 --warmup 4 --batch-size 32 --lora-top-layers 0 --lora-target-modules "
+                    "gate_proj,up_proj,down_proj --configs fast-shared ") in command
+    slow = [r[0]["s_per_step"] for r in before]
+    fast = [r[0]["s_per_step"] for r in after]
+    speedup = statistics.mean(slow) / statistics.mean(fast)
+    assert f"over 60 steps, below, the setting kept a {speedup:.2f}x speed-up" in text
+    assert (f"{slow[0]:.2f} and {slow[1]:.2f} s/step before, {fast[0]:.2f} and {fast[1]:.2f} after, {speedup:.2f}x on the "
+            "means") in text
     defaults = [runs[n]["speedups_samples_per_s"]["fast-shared vs trl-tuned"] for n in default]
     assert f"so the {min(defaults):.2f}-{max(defaults):.2f}x against `trl-tuned` with glibc's defaults" in text
     ratios = [runs[n]["speedups_samples_per_s"]["fast-shared vs trl-tuned"] for n in heap]

@@ -22,8 +22,8 @@ bf16 runs as separate memory-bound kernels; measured ~17% faster per step on Smo
 ~30 s of compiling.
 
 On CPU, ``train()`` also has glibc keep freed memory on its heap (``keep_freed_memory_in_process``): the
-same pages serve every step instead of being unmapped and zeroed again by the kernel (~13% of a step in short
-benchmark runs).
+same pages serve every step instead of being unmapped and zeroed again by the kernel (~13% of a step in
+benchmark runs of 6 and 60 steps).
 
 Everything else (constructor, data handling, collator, metrics, checkpoints, gradient
 accumulation normalisation) is SFTTrainer's own, so it is a drop-in replacement.
@@ -59,8 +59,8 @@ def keep_freed_memory_in_process() -> bool:
     A CPU training step frees and allocates activations of the same sizes every step. By default glibc serves a
     block above its mmap threshold with a fresh mapping and unmaps it when freed, and the kernel zeroes the pages
     again on first touch every step; on SmolLM2-135M with the CPU recipe's trainer that was about 13% of a step in
-    the throughput benchmark's short runs (README, Speed; a whole 698-step run showed no difference beyond the VM's
-    run-to-run variation). With mmap off and the heap's top kept (up to 2 GiB), the same pages are reused; the
+    the throughput benchmark's runs over 6 steps and over 60 (README, Speed; one whole 698-step run showed no
+    difference beyond the VM's run-to-run variation). With mmap off and the heap's top kept (up to 2 GiB), the same pages are reused; the
     arithmetic is unchanged. Returns whether it was applied: only with glibc, the C library of Linux distributions
     other than musl-based ones.
     """
