@@ -117,8 +117,8 @@ def matmul_peak_gflops(size: int, repeats: int, dtype: torch.dtype) -> tuple[flo
 
 class CountingCollator:
     """Wraps the trainer's collator to count the real, answer, padded and shared-prefix tokens of
-    every batch it builds (shared: token passes the shared-prefix layout saves on that batch), and the
-    query-key pairs its attention computes usefully (``attended_pairs``)."""
+    every batch it builds (shared: token passes the shared-prefix layout saves on that batch, 0 for a
+    configuration without it), and the query-key pairs its attention computes usefully (``attended_pairs``)."""
 
     def __init__(self, inner, shared_prefix: bool):
         self.inner = inner
@@ -131,9 +131,8 @@ class CountingCollator:
         batch = self.inner(features)
         mask = batch["attention_mask"]
         answer = int((batch["labels"][:, 1:] != -100).sum())
-        plan = plan_shared_prefixes(batch["input_ids"], mask, batch["labels"])
-        lengths = mask.sum(-1).tolist()
-        pairs = attended_pairs(lengths, plan if self.shared_prefix else None)
+        plan = plan_shared_prefixes(batch["input_ids"], mask, batch["labels"]) if self.shared_prefix else None
+        pairs = attended_pairs(mask.sum(-1).tolist(), plan)
         self.batches.append((int(mask.sum()), answer, mask.numel(), plan.shared_tokens if plan else 0, pairs))
         return batch
 
@@ -143,8 +142,7 @@ def attended_pairs(lengths: list[int], plan=None) -> int:
     prefix (p tokens, g rows) attends among itself once instead of g times, so (g - 1) p(p+1)/2 fewer."""
     pairs = sum(n * (n + 1) // 2 for n in lengths)
     if plan is not None:
-        sizes = [plan.group_of_row.count(g) for g in range(len(plan.prefix_lengths))]
-        pairs -= sum((g - 1) * p * (p + 1) // 2 for g, p in zip(sizes, plan.prefix_lengths))
+        pairs -= sum((g - 1) * p * (p + 1) // 2 for g, p in zip(plan.group_sizes, plan.prefix_lengths))
     return pairs
 
 
@@ -251,7 +249,7 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
     real = sum(b[0] for b in timed)
     answer = sum(b[1] for b in timed)
     padded = sum(b[2] for b in timed)
-    ran = real - (sum(b[3] for b in timed) if cfg.shared_prefix else 0)  # the token passes that really ran
+    ran = real - sum(b[3] for b in timed)  # the token passes that really ran
     flops = 2 * (n_body + n_backward) * ran + 4 * vocab_x_hidden * answer
     pairs = sum(b[4] for b in timed)
     flops_all = (None if work.attention_flops_per_pair is None

@@ -364,6 +364,11 @@ THROUGHPUT_TABLES = [("cpu_batch16_top20.json", "train-throughput", "bf16", "bfl
                      ("cpu_epyc_batch32_mlp.json", "train-throughput-epyc-mlp", "bf16", "bfloat16")]
 
 
+def throughput_run(json_name: str) -> dict:
+    """A committed ``train_throughput.py`` record."""
+    return json.loads((RESULTS / "train_throughput" / json_name).read_text())
+
+
 def peak_of(data: dict, kind: str, dtype: str) -> dict:
     """The matmul peak timed in the run, in the dtype it computed in (runs before `compute_dtype`
     was recorded were all bf16)."""
@@ -387,7 +392,7 @@ def fast_shared_share(data: dict) -> tuple[dict, float]:
 @pytest.mark.parametrize("json_name, marker, kind, dtype", THROUGHPUT_TABLES)
 def test_train_throughput_table_is_its_json(json_name, marker, kind, dtype):
     """Every row's s/step, samples/s, both ratios and share of the peak timed in the same run."""
-    data = json.loads((RESULTS / "train_throughput" / json_name).read_text())
+    data = throughput_run(json_name)
     peak = higher_peak(data, kind, dtype)
     speedups = data["speedups_samples_per_s"]
     header, *rows = table(marker)
@@ -416,14 +421,14 @@ def test_throughput_sentences_are_their_json():
     """The ratio and share quoted for the bf16 machine, and the AVX2 machine's ratio and estimated
     training time of the default (its time per row x the shipped recipe's rows)."""
     text = " ".join(README.split())
-    bf16 = json.loads((RESULTS / "train_throughput" / "cpu_batch16_top20.json").read_text())
+    bf16 = throughput_run("cpu_batch16_top20.json")
     ratio = bf16["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
     assert f"({ratio:.2f}x, {fast_shared_share(bf16)[1]:.0%})" in text
-    avx2 = json.loads((RESULTS / "train_throughput" / "cpu_avx2_fp32_batch16_top20.json").read_text())
+    avx2 = throughput_run("cpu_avx2_fp32_batch16_top20.json")
     shared = next(r for r in avx2["results"] if r["name"] == "fast-shared")
     assert f"than with bf16 ({avx2['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x)" in text
-    amx_all = json.loads((RESULTS / "train_throughput" / "cpu_amx_batch32_top20_all.json").read_text())
-    amx_first = json.loads((RESULTS / "train_throughput" / "cpu_amx_batch32_top20.json").read_text())
+    amx_all = throughput_run("cpu_amx_batch32_top20_all.json")
+    amx_first = throughput_run("cpu_amx_batch32_top20.json")
     assert "--configs trl-tuned,fast-shared " in amx_first["command"]
     first_shared, share = fast_shared_share(amx_first)
     tuned = next(r for r in amx_first["results"] if r["name"] == "trl-tuned")
@@ -445,13 +450,13 @@ def test_throughput_sentences_are_their_json():
 def test_recipe_shape_throughput_sentence_is_its_json():
     """The run at the shipped recipe's shape: all 30 layers adapted, batches of 32, its ratio and share."""
     text = " ".join(README.split())
-    data = json.loads((RESULTS / "train_throughput" / "cpu_amx_batch32_all_layers.json").read_text())
+    data = throughput_run("cpu_amx_batch32_all_layers.json")
     assert "--batch-size 32 --lora-top-layers 0 " in data["command"] and data["cpu"]["amx"]
     ratio = data["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
     share = fast_shared_share(data)[1]
     assert f"The ratio target is met in this run ({ratio:.2f}x `trl-tuned`" in text and ratio >= 3.5
     assert f"the share target is not ({share:.0%})" in text and share < 0.55
-    epyc = json.loads((RESULTS / "train_throughput" / "cpu_epyc_batch32_all_layers.json").read_text())
+    epyc = throughput_run("cpu_epyc_batch32_all_layers.json")
     assert epyc["command"].replace("epyc", "amx") == data["command"] and not epyc["cpu"]["amx"] and epyc["cpu"]["avx512_bf16"]
     ratio, share = epyc["speedups_samples_per_s"]["fast-shared vs trl-tuned"], fast_shared_share(epyc)[1]
     assert f"Neither target is met on this CPU ({ratio:.2f}x `trl-tuned`, {share:.0%} of the peak)" in text
@@ -461,7 +466,7 @@ def test_recipe_shape_throughput_sentence_is_its_json():
         assert f"{steps['epyc'][name]:.2f} against {steps['amx'][name]:.2f} s/step" in text
     assert higher_peak(epyc, "bf16", "bfloat16") < higher_peak(data, "bf16", "bfloat16") / 2
     # Round 20's recipe (LoRA on the MLP only), on the same kind of EPYC: the same command with its LoRA placement.
-    mlp = json.loads((RESULTS / "train_throughput" / "cpu_epyc_batch32_mlp.json").read_text())
+    mlp = throughput_run("cpu_epyc_batch32_mlp.json")
     assert mlp["command"] == epyc["command"].replace("--lora-top-layers 0 ", "--lora-top-layers 0 --lora-target-modules "
                                                      "gate_proj,up_proj,down_proj ").replace("all_layers", "mlp")
     assert bf16_kernel_features(mlp["cpu"]) == bf16_kernel_features(epyc["cpu"])
@@ -475,7 +480,7 @@ def test_recipe_shape_throughput_sentence_is_its_json():
     assert (f"`fast-shared` {steps['mlp']['fast-shared']:.2f} against {steps['epyc']['fast-shared']:.2f} s/step, "
             f"`trl-tuned` {steps['mlp']['trl-tuned']:.2f} against {steps['epyc']['trl-tuned']:.2f})") in text
     # The same command three more times: the ranges over the four runs, and the targets in none of them.
-    runs = [mlp] + [json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_run{i}.json").read_text())
+    runs = [mlp] + [throughput_run(f"cpu_epyc_batch32_mlp_run{i}.json")
                     for i in (2, 3, 4)]
     assert all(r["command"].replace(f"_run{i}", "") == mlp["command"] for i, r in zip((1, 2, 3, 4), runs))
     per_step = [fast_shared_share(r)[0]["s_per_step"] for r in runs]
@@ -495,12 +500,12 @@ WORDS = {0: "no", 1: "one", 2: "two", 3: "three"}
 def test_all_matmuls_throughput_table_is_its_json():
     """The runs that also count LoRA's and the attention's matmuls: the shipped recipe's shape and command on the
     EPYC of the table before them; each row's steps, ratio, both shares and peak; how many runs meet each target."""
-    mlp = json.loads((RESULTS / "train_throughput" / "cpu_epyc_batch32_mlp.json").read_text())
+    mlp = throughput_run("cpu_epyc_batch32_mlp.json")
     rows = table_rows("train-throughput-epyc-mlp-all-matmuls")
     assert len(rows) == len(ALL_MATMULS_RUNS)
     shares, share_met, ratio_met, steps = [], [], [], {"fast-shared": [], "trl-tuned": []}
     for i, (row, name) in enumerate(zip(rows, ALL_MATMULS_RUNS), 1):
-        data = json.loads((RESULTS / "train_throughput" / name).read_text())
+        data = throughput_run(name)
         assert data["command"] == mlp["command"].replace("cpu_epyc_batch32_mlp.json", name)
         assert bf16_kernel_features(data["cpu"]) == bf16_kernel_features(mlp["cpu"])
         res = {r["name"]: r for r in data["results"]}
@@ -527,10 +532,10 @@ def test_all_matmuls_throughput_table_is_its_json():
 
 def test_batch_32_first_run_sentence_is_its_json():
     """The first of the two batch-32 runs, quoted beside the table of the second."""
-    data = json.loads((RESULTS / "train_throughput" / "cpu_batch32_top20_run1.json").read_text())
+    data = throughput_run("cpu_batch32_top20_run1.json")
     assert "--batch-size 32 " in data["command"]
     shared, share = fast_shared_share(data)
-    second = json.loads((RESULTS / "train_throughput" / "cpu_batch32_top20.json").read_text())
+    second = throughput_run("cpu_batch32_top20.json")
     text = " ".join(README.split())
     assert (f"gave `fast-shared` {shared['samples_per_s']:.2f} samples/s, "
             f"{data['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x `trl-tuned` and "
@@ -540,7 +545,7 @@ def test_batch_32_first_run_sentence_is_its_json():
 
 def test_batch_size_throughput_sentence_is_its_json():
     """Round 3's reason for batches of 32: the two fast-shared runs' samples/s, as committed."""
-    samples = {batch: json.loads((RESULTS / "train_throughput" / f"cpu_fast_shared_batch{batch}.json").read_text())
+    samples = {batch: throughput_run(f"cpu_fast_shared_batch{batch}.json")
                for batch in (16, 32)}
     for batch, data in samples.items():
         assert f"--batch-size {batch} " in data["command"] and [r["name"] for r in data["results"]] == ["fast-shared"]
@@ -1094,12 +1099,12 @@ HEAP = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 def test_isolated_throughput_table_and_sentences_are_their_json():
     """Each configuration in a process of its own, with glibc's defaults and with every block kept on the heap: the
     table's figures, the allocator each run had, the speed-ups the heap gives, the fair ratio and shares."""
-    mlp = json.loads((RESULTS / "train_throughput" / "cpu_epyc_batch32_mlp.json").read_text())
+    mlp = throughput_run("cpu_epyc_batch32_mlp.json")
     rows = table_rows("train-throughput-epyc-mlp-isolated")
     assert [row[0] for row in rows] == [f"`{name}`" for name in ISOLATED_RUNS]
     runs = {}
     for row, name in zip(rows, ISOLATED_RUNS):
-        data = runs[name] = json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_{name}.json").read_text())
+        data = runs[name] = throughput_run(f"cpu_epyc_batch32_mlp_{name}.json")
         json_name = f"cpu_epyc_batch32_mlp_{name}.json"
         assert data["command"] == mlp["command"].replace("cpu_epyc_batch32_mlp.json", json_name).replace(
             " --output ", " --isolate --output ")
@@ -1120,18 +1125,16 @@ def test_isolated_throughput_table_and_sentences_are_their_json():
     for config, word in (("trl-tuned", "`trl-tuned` by"), ("fast-shared", "`fast-shared` by")):
         slow, fast = mean(default, config), mean(heap, config)
         assert f"{word} {slow / fast:.2f}x ({slow:.2f} against {fast:.2f}" in text
-    before, after = ([json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_60steps_{name}_run{i}.json")
-                                 .read_text())["results"] for i in (1, 2)] for name in ("d3253a0", "keeps_heap"))
-    assert all("gflops_all" not in r[0] for r in before) and all("gflops_all" in r[0] for r in after)  # old, new code
-    assert all(r[0]["name"] == "fast-shared" for r in (*before, *after))
-    for name in ("d3253a0", "keeps_heap"):
-        for i in (1, 2):
-            command = json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_60steps_{name}_run{i}.json")
-                                 .read_text())["command"]
-            assert ("--steps 60 --warmup 4 --batch-size 32 --lora-top-layers 0 --lora-target-modules "
-                    "gate_proj,up_proj,down_proj --configs fast-shared ") in command
-    slow = [r[0]["s_per_step"] for r in before]
-    fast = [r[0]["s_per_step"] for r in after]
+    before, after = ([throughput_run(f"cpu_epyc_batch32_mlp_60steps_{name}_run{i}.json") for i in (1, 2)]
+                     for name in ("d3253a0", "keeps_heap"))
+    for data in (*before, *after):
+        assert ("--steps 60 --warmup 4 --batch-size 32 --lora-top-layers 0 --lora-target-modules "
+                "gate_proj,up_proj,down_proj --configs fast-shared ") in data["command"]
+        assert [r["name"] for r in data["results"]] == ["fast-shared"]
+    # d3253a0's script did not count every matmul, this one's does: old and new code
+    assert all("gflops_all" not in d["results"][0] for d in before) and all("gflops_all" in d["results"][0] for d in after)
+    slow = [d["results"][0]["s_per_step"] for d in before]
+    fast = [d["results"][0]["s_per_step"] for d in after]
     speedup = statistics.mean(slow) / statistics.mean(fast)
     assert f"over 60 steps, below, the setting kept a {speedup:.2f}x speed-up" in text
     assert (f"{slow[0]:.2f} and {slow[1]:.2f} s/step before, {fast[0]:.2f} and {fast[1]:.2f} after, {speedup:.2f}x on the "
@@ -1146,7 +1149,7 @@ def test_isolated_throughput_table_and_sentences_are_their_json():
     assert (f"at {100 * min(shares_all):.0f}-{max(shares_all):.0%} of the peak with every matmul counted "
             f"({min(shares):.0%} without; the share target, 55%, is met in both runs)") in text
     assert f"{min(shares):.0%}" == f"{max(shares):.0%}"
-    in_process = [next(r for r in json.loads((RESULTS / "train_throughput" / n).read_text())["results"]
+    in_process = [next(r for r in throughput_run(n)["results"]
                        if r["name"] == "trl-tuned")["s_per_step"] for n in ALL_MATMULS_RUNS]
     assert f"at {min(in_process):.2f}-{max(in_process):.2f} s/step: about its speed with its memory on the heap" in text
     last = next(r for r in runs["isolated_trainer_keeps_heap"]["results"] if r["name"] == "fast-shared")
@@ -1163,7 +1166,7 @@ def test_compiled_baseline_table_and_sentence_are_their_json():
     assert [row[0] for row in rows] == [f"`{name}`" for name in COMPILED_RUNS]
     against = {"trl-tuned": [], "trl-compiled": []}
     for row, name in zip(rows, COMPILED_RUNS):
-        data = json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_{name}.json").read_text())
+        data = throughput_run(f"cpu_epyc_batch32_mlp_{name}.json")
         assert data["isolated"] and data["glibc_tunables"] == HEAP
         assert "--configs trl-tuned,trl-compiled,fast-shared --isolate " in data["command"]
         res, peak = {r["name"]: r for r in data["results"]}, higher_peak(data, "bf16", "bfloat16")
@@ -1179,7 +1182,7 @@ def test_compiled_baseline_table_and_sentence_are_their_json():
     assert f"`fast-shared` is {low:.2f}-{high:.2f}x `trl-compiled`" in text and high < 3.5
     low, high = min(against["trl-tuned"]), max(against["trl-tuned"])
     assert f"and {low:.2f}-{high:.2f}x `trl-tuned` in the same runs" in text
-    heap = [json.loads((RESULTS / "train_throughput" / f"cpu_epyc_batch32_mlp_{name}.json").read_text())
+    heap = [throughput_run(f"cpu_epyc_batch32_mlp_{name}.json")
             for name in ("isolated_heap", "isolated_heap_run2", *COMPILED_RUNS)]
     shares = [fast_shared_share(d)[0]["gflops_all"] / higher_peak(d, "bf16", "bfloat16") for d in heap]
     assert f"with every matmul counted ({100 * min(shares):.0f}-{max(shares):.0%} over the four heap runs) is" in text

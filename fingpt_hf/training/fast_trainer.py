@@ -60,9 +60,9 @@ def keep_freed_memory_in_process() -> bool:
     block above its mmap threshold with a fresh mapping and unmaps it when freed, and the kernel zeroes the pages
     again on first touch every step; on SmolLM2-135M with the CPU recipe's trainer that was about 13% of a step in
     the throughput benchmark's runs over 6 steps and over 60 (README, Speed; one whole 698-step run showed no
-    difference beyond the VM's run-to-run variation). With mmap off and the heap's top kept (up to 2 GiB), the same pages are reused; the
-    arithmetic is unchanged. Returns whether it was applied: only with glibc, the C library of Linux distributions
-    other than musl-based ones.
+    difference beyond the VM's run-to-run variation). With mmap off and the heap's top kept (up to 2 GiB), the same
+    pages are reused; the arithmetic is unchanged. Returns whether it was applied: only with glibc, the C library of
+    Linux distributions other than musl-based ones.
     """
     import ctypes
     import platform

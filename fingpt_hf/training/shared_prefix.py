@@ -38,10 +38,14 @@ class PrefixPlan:
     row_lengths: list[int]
 
     @property
+    def group_sizes(self) -> list[int]:
+        """How many rows each group holds."""
+        return [self.group_of_row.count(g) for g in range(len(self.prefix_lengths))]
+
+    @property
     def shared_tokens(self) -> int:
         """Token positions the plan saves against running every row whole."""
-        sizes = [self.group_of_row.count(g) for g in range(len(self.prefix_lengths))]
-        return sum((n - 1) * p for n, p in zip(sizes, self.prefix_lengths))
+        return sum((n - 1) * p for n, p in zip(self.group_sizes, self.prefix_lengths))
 
 
 def _common_length(a: list[int], b: list[int]) -> int:
