@@ -217,6 +217,25 @@ def test_round_21_candidate_draws_each_source_112_times_as_often_as_round_20s_ch
     assert shipped["dataset_mixture"] == {**script.CANDIDATES["mlp-rows112"]["dataset_mixture"], "seed": 42}
 
 
+def test_round_22_probe_doubles_round_21s_draws_and_its_test_phase_is_refused(tmp_path):
+    """Round 22 is a probe: round 21's choice with each source's draws twice as many (44,666 rows, 1,396 steps of
+    32), beyond the budget, so ``test`` refuses it before the record or any test row is touched."""
+    import math
+
+    script = _script()
+    [(before, after)] = _changed(script, "mlp-rows112", "probe-rows2x").values()
+    assert {name: round(_weights(after)[name] / _weights(before)[name], 2) for name in TRAIN_ROWS} == {
+        "fpb": 2.0, "fiqa": 2.0, "tfns": 2.0}
+    drawn = _drawn(before, after)
+    assert drawn == [22333, 44666] and math.ceil(drawn[1] / 32) == 1396
+    assert script.round_of("probe-rows2x") == 22 and script.PROBES == {"probe-rows2x"}
+    record = script.record_path("probe-rows2x")
+    before_bytes = record.read_bytes() if record.exists() else None
+    with pytest.raises(SystemExit, match="'probe-rows2x' is a probe .*never looked at"):
+        script.test("probe-rows2x", tmp_path)
+    assert (record.read_bytes() if record.exists() else None) == before_bytes
+
+
 @pytest.mark.parametrize("round_number, candidate, base, changes", [
     (10, "fiqa8-lr3e-3", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 3.0e-3)}),
     (11, "fiqa8-lr15e-4", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 1.5e-3)}),
