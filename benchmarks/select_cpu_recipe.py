@@ -550,7 +550,7 @@ def run(name: str, seeds: list[int], out: Path) -> None:
         train_seconds = round(time.monotonic() - started, 1) if trained_here else None
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
         measured = {"train_command_seconds": train_seconds, "train_runtime_seconds": train_runtime(directory / "adapter"),
-                    "validation_f1_weighted": validation, "cpu": cpu_description(), "output_dir": _shown(directory)}
+                    "validation_f1_weighted": validation, "cpu": cpu_description(), "output_dir": repo_relative(directory)}
         record = read_record(name)
         if recorded is not None:  # a recorded run whose adapter was lost, rebuilt (for its test phase)
             recorded = recorded_run(record, name, seed)
@@ -579,7 +579,7 @@ def trainer_runtime(info: dict[str, Any]) -> float:
     return round(next(h["train_runtime"] for h in reversed(info["log_history"]) if "train_runtime" in h), 1)
 
 
-def _shown(path: Path) -> str:
+def repo_relative(path: Path) -> str:
     """A path relative to the repository when it is inside it (the record is committed)."""
     try:
         return str(path.resolve().relative_to(ROOT))

@@ -16,13 +16,16 @@ Each run is ``<out>/<candidate>/seed<N>/validation/<set>/predictions.jsonl``, as
 it. The record keeps the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the
 interval from the committed file alone. ``--split test`` does the same for two tested recipes' test predictions
 (``select_cpu_recipe.py test`` writes them beside validation's), over all four sets: how far the test sets themselves
-resolve a difference between two recipes already reported; it chooses nothing.
+resolve a difference between two recipes already reported; it chooses nothing. ``--published NAME`` with ``--from-json``
+of such a record gives, instead of a margin, the interval around the candidate's gap to a published row's test figures
+(``fingpt_hf/evaluation/published_results.yaml``, e.g. ``'FinGPT v3.1'``): whether its shortfall could be the test rows'.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +36,7 @@ from sklearn.metrics import f1_score
 
 from fingpt_hf.data.labels import INVALID, LABELS
 from fingpt_hf.io import atomic_write_json
-from select_cpu_recipe import CANDIDATES, TEST_SETS, VALIDATION_SETS
+from select_cpu_recipe import CANDIDATES, TEST_SETS, VALIDATION_SETS, repo_relative
 
 SETS = {"validation": VALIDATION_SETS, "test": TEST_SETS}  # NWGI has no validation rows offline
 LETTER = {"negative": "n", "neutral": "u", "positive": "p", INVALID: "x"}
@@ -92,16 +95,46 @@ def bootstrap(gold: Mapping[str, str], runs: Runs, resamples: int, seed: int, se
     observed = margins(scores(gold, runs, {s: None for s in gold}), every)
     drawn = []
     for _ in range(resamples):
-        weights = {s: rng.multinomial(len(gold[s]), np.full(len(gold[s]), 1 / len(gold[s]))) for s in gold}
+        weights = draw_rows(rng, gold)
         picks = ({role: rng.integers(0, len(index), len(index)) for role, index in every.items()} if seeds_too
                  else every)
         drawn.append(margins(scores(gold, runs, weights), picks))
-    columns = {"mean": (observed.mean(), np.array(drawn).mean(axis=1)),
-               **{s: (observed[i], np.array(drawn)[:, i]) for i, s in enumerate(gold)}}
-    return {key: {"observed": round(float(value), 2),
-                  "interval_95": [round(float(np.percentile(values, 2.5)), 2), round(float(np.percentile(values, 97.5)), 2)],
-                  "share_at_or_below_zero": round(float(np.mean(values <= 0)), 4)}
-            for key, (value, values) in columns.items()}
+    return {key: {**_interval(value, values), "share_at_or_below_zero": round(float(np.mean(values <= 0)), 4)}
+            for key, (value, values) in _columns(gold, observed, np.array(drawn)).items()}
+
+
+def draw_rows(rng: np.random.Generator, gold: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """One bootstrap draw: how many times each row of each set is taken (the same draw for every run)."""
+    return {s: rng.multinomial(len(gold[s]), np.full(len(gold[s]), 1 / len(gold[s]))) for s in gold}
+
+
+def _columns(gold: Mapping[str, str], observed: np.ndarray, drawn: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
+    """The observed figure and its draws, over the sets' mean and per set."""
+    return {"mean": (observed.mean(), drawn.mean(axis=1)), **{s: (observed[i], drawn[:, i]) for i, s in enumerate(gold)}}
+
+
+def _interval(value: float, values: np.ndarray) -> dict[str, Any]:
+    return {"observed": round(float(value), 2),
+            "interval_95": [round(float(np.percentile(values, 2.5)), 2), round(float(np.percentile(values, 97.5)), 2)]}
+
+
+def gap_to_published(gold: Mapping[str, str], by_seed: Mapping[str, Mapping[str, str]], published: Mapping[str, float],
+                     resamples: int, seed: int) -> dict[str, Any]:
+    """One recipe's mean weighted F1 over its seeds less a published figure (x100), per set and over the sets, with the
+    interval that drawing the rows again leaves around it, and the share of draws where the recipe reaches the figure.
+
+    Only this recipe's rows are drawn: the published model's own predictions are not public, so the sampling noise
+    of its figure is not in the interval (a paired comparison would be narrower, not wider, if they were alike)."""
+    gold = {s: gold[s] for s in gold if s in published}
+    runs = {"candidate": by_seed}
+    target = np.array([published[s] for s in gold])
+    rng = np.random.default_rng(seed)
+    observed = scores(gold, runs, {s: None for s in gold})["candidate"].mean(axis=0) - target
+    drawn = np.array([scores(gold, runs, draw_rows(rng, gold))["candidate"].mean(axis=0) - target
+                      for _ in range(resamples)])
+    return {key: {"published": round(float(target.mean() if key == "mean" else published[key]), 2),
+                  "gap": _interval(value, values), "share_at_or_above_published": round(float(np.mean(values >= 0)), 4)}
+            for key, (value, values) in _columns(gold, observed, drawn).items()}
 
 
 def record_from_runs(candidate: str, out: Path, against: str, against_out: Path, seeds: Sequence[int],
@@ -111,6 +144,25 @@ def record_from_runs(candidate: str, out: Path, against: str, against_out: Path,
             for role, name, root in (("candidate", candidate, out), ("against", against, against_out))}
     return {"schema_version": 1, "split": split, "candidate": candidate, "against": against, "seeds": list(seeds),
             "gold": gold, "predictions": {role: {str(k): v for k, v in by_seed.items()} for role, by_seed in runs.items()}}
+
+
+def gap_record(path: Path, name: str, resamples: int, rng_seed: int, command: str) -> dict[str, Any]:
+    """``gap_to_published`` for the candidate of the record at ``path``, against the published row called ``name``."""
+    from fingpt_hf.evaluation.published import load_published
+
+    rows = {row.name: row for row in load_published()}
+    if name not in rows:
+        raise SystemExit(f"error: --published {name!r} is not a published row; known: {sorted(rows)}")
+    row = rows[name]
+    figures = {s: 100 * m["f1_weighted"] for s, m in row.scores.items() if "f1_weighted" in m}
+    source = json.loads(path.read_text())
+    return {"schema_version": 1, "split": source.get("split", "validation"), "candidate": source["candidate"],
+            "seeds": source["seeds"], "from_record": repo_relative(path),
+            "published": {"name": row.name, "model": row.model, "f1_weighted": figures,
+                          "source": row.sources["f1_weighted"].url},
+            "resamples": resamples, "rng_seed": rng_seed,
+            "gap": gap_to_published(source["gold"], source["predictions"]["candidate"], figures, resamples, rng_seed),
+            "command": command}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,20 +179,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rng-seed", type=int, default=0)
     parser.add_argument("--from-json", type=Path, help="Recompute from a record's gold labels and predictions")
     parser.add_argument("--json", type=Path, help="Write the record here")
+    parser.add_argument("--published", metavar="NAME",
+                        help="with --from-json: instead of a margin, the gap from the record's candidate to this "
+                             "published row's weighted F1 (fingpt_hf/evaluation/published_results.yaml), e.g. 'FinGPT v3.1'")
     args = parser.parse_args(argv)
+    if args.resamples < 1:
+        parser.error(f"--resamples must be at least 1, got {args.resamples}")
+    command = shlex.join(["python", "benchmarks/validation_margin.py", *(argv if argv is not None else sys.argv[1:])])
+    if args.published is not None:
+        if not args.from_json:
+            parser.error("--published reads the candidate's predictions from a record: give --from-json")
+        record = gap_record(args.from_json, args.published, args.resamples, args.rng_seed, command)
+        if args.json:
+            atomic_write_json(args.json, record)
+        print(json.dumps(record["gap"], indent=2))
+        return 0
     if args.from_json:
         record = json.loads(args.from_json.read_text())
     elif None in (args.candidate, args.out, args.against, args.against_out):
         parser.error("give --candidate, --out, --against and --against-out, or --from-json")
     else:
         record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split)
-    if args.resamples < 1:
-        parser.error(f"--resamples must be at least 1, got {args.resamples}")
     runs = record["predictions"]
     record.update(resamples=args.resamples, rng_seed=args.rng_seed,
                   margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),
                   margin_rows_and_seeds=bootstrap(record["gold"], runs, args.resamples, args.rng_seed, seeds_too=True),
-                  command=" ".join(["python", "benchmarks/validation_margin.py", *(argv if argv is not None else sys.argv[1:])]))
+                  command=command)
     if args.json:
         atomic_write_json(args.json, record)
     print(json.dumps(record["margin"], indent=2))

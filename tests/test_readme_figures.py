@@ -1187,3 +1187,23 @@ def test_compiled_baseline_table_and_sentence_are_their_json():
     shares = [fast_shared_share(d)[0]["gflops_all"] / higher_peak(d, "bf16", "bfloat16") for d in heap]
     assert f"with every matmul counted ({100 * min(shares):.0f}-{max(shares):.0%} over the four heap runs) is" in text
     assert min(shares) >= 0.55
+
+
+def test_gap_to_fingpt_v31_sentence_is_its_json():
+    """The intervals the README gives around the shipped recipe's gap to FinGPT v3.1 are their committed record's."""
+    text = " ".join(README.split())
+    record = json.loads((RESULTS / "cpu_default_round21" / "test_gap_to_fingpt_v31.json").read_text())
+    gap = record["gap"]
+    assert record["command"] in text
+    assert record["resamples"] == 2000 and "each set's rows drawn again 2,000 times" in text
+
+    def share(name: str) -> str:
+        return f"{100 * gap[name]['share_at_or_above_published']:.2f}%"
+
+    assert (f"FPB's {gap['fpb']['gap']['observed']:.2f} has the 95% interval {shown_interval(gap['fpb']['gap'])} "
+            f"(v3.1 reached in {share('fpb')} of draws), FiQA-SA's {gap['fiqa']['gap']['observed']:.2f} has "
+            f"{shown_interval(gap['fiqa']['gap'])} ({share('fiqa')}), TFNS's +{gap['tfns']['gap']['observed']:.2f} has "
+            f"{shown_interval(gap['tfns']['gap'])}") in text
+    # "FPB's shortfall is within what its rows resolve, and FiQA-SA's is not": 0 inside FPB's interval, above FiQA-SA's
+    assert gap["fpb"]["gap"]["interval_95"][0] < 0 < gap["fpb"]["gap"]["interval_95"][1]
+    assert gap["fiqa"]["gap"]["interval_95"][1] < 0 and "and FiQA-SA's is not an accident of its 275" in text

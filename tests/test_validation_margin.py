@@ -141,3 +141,49 @@ def test_test_margin_predictions_score_to_the_committed_test_figures():
             assert _scored(record, predicted) == summary["test_f1_weighted"][seed], (role, seed)
     _assert_observed_inside_every_interval(record)
 
+
+
+def test_gap_to_a_published_figure_of_a_run_right_on_every_row_is_fixed_and_of_a_wrong_run_covers_its_draws(tmp_path):
+    """A run right on every row scores 100 on every draw: its gap to a published 85 is exactly 15, with no spread. A run
+    that calls every neutral row positive has a gap whose interval holds the observed one, and the share of draws that
+    reach the figure moves from all to none as the figure moves from below every draw to above it."""
+    script = _script()
+    gold = _gold()
+    wrong = {name: ["positive" if g == "neutral" else g for g in labels] for name, labels in gold.items()}
+    for role, predicted in (("right", gold), ("wrong", wrong)):
+        for seed in (42, 43):
+            _write_run(tmp_path / role / f"seed{seed}" / "validation", gold, predicted)
+    record = script.record_from_runs("right", tmp_path, "wrong", tmp_path, [42, 43])
+    right = script.gap_to_published(record["gold"], record["predictions"]["candidate"], {"fpb": 85.0, "fiqa": 90.0}, 50, 0)
+    assert set(right) == {"mean", "fpb", "fiqa"}  # only the sets with a published figure
+    assert right["fpb"] == {"published": 85.0, "gap": {"observed": 15.0, "interval_95": [15.0, 15.0]},
+                            "share_at_or_above_published": 1.0}
+    assert right["mean"]["published"] == 87.5 and right["mean"]["gap"]["observed"] == 12.5
+    observed = script.weighted_f1(record["gold"]["fpb"], record["predictions"]["against"]["42"]["fpb"])
+    for figure, share in ((0.0, 1.0), (100.0, 0.0)):
+        gap = script.gap_to_published(record["gold"], record["predictions"]["against"], {"fpb": figure}, 200, 0)["fpb"]
+        low, high = gap["gap"]["interval_95"]
+        assert gap["gap"]["observed"] == round(observed - figure, 2) and low < gap["gap"]["observed"] < high
+        assert gap["share_at_or_above_published"] == share
+
+
+def test_gap_to_fingpt_v31_is_the_committed_test_figures_less_the_published_ones():
+    """The committed gap of the shipped recipe to FinGPT v3.1: its observed gaps are the seeds' mean test weighted F1
+    (summary.json, from the evaluation pipeline) less v3.1's published figures (published_results.yaml), and every
+    interval holds its observed gap."""
+    import yaml
+
+    results = REPO / "benchmarks" / "results" / "cpu_default_round21"
+    record = json.loads((results / "test_gap_to_fingpt_v31.json").read_text())
+    summary = json.loads((results / "summary.json").read_text())
+    published = yaml.safe_load((REPO / "fingpt_hf" / "evaluation" / "published_results.yaml").read_text())
+    [v31] = [m for m in published["models"] if m["name"] == "FinGPT v3.1"]
+    assert record["candidate"] == summary["candidate"] == "mlp-rows112" and record["split"] == "test"
+    assert record["from_record"] == "benchmarks/results/cpu_default_round21/test_margin_against_round20.json"
+    for name in ("fpb", "fiqa", "tfns", "nwgi"):
+        mean = summary["test_f1_weighted_over_seeds"][name]["mean"]
+        gap = record["gap"][name]
+        assert gap["published"] == round(100 * v31["values"][name]["f1_weighted"], 2)
+        assert gap["gap"]["observed"] == pytest.approx(mean - gap["published"], abs=0.006), name
+        low, high = gap["gap"]["interval_95"]
+        assert low <= gap["gap"]["observed"] <= high
