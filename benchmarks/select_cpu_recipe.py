@@ -403,6 +403,9 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # the budget once evaluation is added. Warmup stays 10% of the steps. Written before any result: seeds 42 and 43, on
     # the code and kind of CPU round 21 ran on, compared seed for seed with round 21's record of its choice (validation
     # per set, and the paired bootstrap of benchmarks/validation_margin.py over the same validation rows).
+    # Seeds 42-43: 87.34 and 87.11 against round 21's choice's 87.74 and 88.57 (FPB -0.32, +1.64; FiQA-SA -1.53, -6.40;
+    # TFNS +0.66, +0.38): twice the passes over the same rows did not raise validation, and FiQA-SA fell (its -3.97 has
+    # the interval -7.52 to -0.97 from the rows alone, margin_round22.json). Test not looked at.
     "probe-rows2x": {**MLP_ROWS112, "dataset_mixture": mixture(3.36, 18.0, 2.26, exclude_scored_texts=True)},
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.

@@ -68,7 +68,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round18.json", "cpu-recipe-selection-round18"),
                     ("selection_round19.json", "cpu-recipe-selection-round19"),
                     ("selection_round20.json", "cpu-recipe-selection-round20"),
-                    ("selection_round21.json", "cpu-recipe-selection-round21")]
+                    ("selection_round21.json", "cpu-recipe-selection-round21"),
+                    ("selection_round22.json", "cpu-recipe-selection-round22")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -1207,3 +1208,35 @@ def test_gap_to_fingpt_v31_sentence_is_its_json():
     # "FPB's shortfall is within what its rows resolve, and FiQA-SA's is not": 0 inside FPB's interval, above FiQA-SA's
     assert gap["fpb"]["gap"]["interval_95"][0] < 0 < gap["fpb"]["gap"]["interval_95"][1]
     assert gap["fiqa"]["gap"]["interval_95"][1] < 0 and "and FiQA-SA's is not an accident of its 275" in text
+
+
+def test_round_22_probe_sentences_are_its_records():
+    """The probe's seed-for-seed differences and intervals are its selection record's against round 21's, and its
+    bootstrap record's, made by the command the README quotes."""
+    text = " ".join(README.split())
+    probe = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round22.json").read_text())
+    chosen = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round21.json").read_text())
+    margin = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round22.json").read_text())
+    assert probe["test"] is None and (margin["candidate"], margin["against"], margin["seeds"]) == (
+        "probe-rows2x", "mlp-rows112", [42, 43])
+    assert margin["command"] in text
+    runs = {r["seed"]: r for r in probe["runs"]}
+    before = {r["seed"]: r for r in chosen["runs"] if r["candidate"] == "mlp-rows112"}
+    assert sorted(runs) == [42, 43]
+
+    def differences(name: str) -> str:
+        values = [runs[s]["validation_f1_weighted"][name] - before[s]["validation_f1_weighted"][name] for s in (42, 43)]
+        return " and ".join(f"{v:+.2f}" for v in values)
+
+    assert (f"FPB {differences('fpb')}, FiQA-SA {differences('fiqa')}, TFNS {differences('tfns')}; the mean of the three "
+            f"sets {runs[42]['validation_mean']:.2f} and {runs[43]['validation_mean']:.2f} against "
+            f"{before[42]['validation_mean']:.2f} and {before[43]['validation_mean']:.2f}") in text
+    rows, both = margin["margin"], margin["margin_rows_and_seeds"]
+    assert (f"mean's {rows['mean']['observed']:.2f} the interval {shown_interval(rows['mean'])} (rows) and "
+            f"{shown_interval(both['mean'])} (rows and seeds), FiQA-SA's {rows['fiqa']['observed']:.2f} "
+            f"{shown_interval(rows['fiqa'])} and {shown_interval(both['fiqa'])}, FPB's +{rows['fpb']['observed']:.2f} "
+            f"{shown_interval(rows['fpb'])}, TFNS's +{rows['tfns']['observed']:.2f} {shown_interval(rows['tfns'])}") in text
+    assert (f"(below 0 in {100 * rows['fiqa']['share_at_or_below_zero']:.2f}% of the draws of rows)") in text
+    assert rows["fiqa"]["interval_95"][1] < 0 and rows["mean"]["interval_95"][0] < 0 < rows["mean"]["interval_95"][1]
+    assert (f"Seed 42 trained in {runs[42]['train_runtime_seconds']:,.0f} s" in text
+            and f"seed 43 in {runs[43]['train_runtime_seconds']:,.0f} s" in text)
