@@ -156,7 +156,10 @@ def gap_record(path: Path, name: str, resamples: int, rng_seed: int, command: st
     row = rows[name]
     figures = {s: 100 * m["f1_weighted"] for s, m in row.scores.items() if "f1_weighted" in m}
     source = json.loads(path.read_text())
-    return {"schema_version": 1, "split": source.get("split", "validation"), "candidate": source["candidate"],
+    if source.get("split") != "test":  # the records made before --split are validation's
+        raise SystemExit(f"error: {path} holds {source.get('split', 'validation')} predictions; a published row's figures "
+                         "are test figures, so --published needs a record made with --split test")
+    return {"schema_version": 1, "split": source["split"], "candidate": source["candidate"],
             "seeds": source["seeds"], "from_record": repo_relative(path),
             "published": {"name": row.name, "model": row.model, "f1_weighted": figures,
                           "source": row.sources["f1_weighted"].url},

@@ -188,3 +188,17 @@ def test_gap_to_fingpt_v31_is_the_committed_test_figures_less_the_published_ones
         assert gap["gap"]["observed"] == pytest.approx(mean - gap["published"], abs=0.006), name
         low, high = gap["gap"]["interval_95"]
         assert low <= gap["gap"]["observed"] <= high
+
+
+def test_a_gap_is_refused_for_validation_predictions_or_an_unknown_published_row(capsys):
+    """Published figures are test figures: a record of validation predictions is refused, naming it, as is a name that
+    is no published row (the known ones are listed); --published without a record is a usage error."""
+    script = _script()
+    with pytest.raises(SystemExit, match=r"margin_round21.json holds validation predictions; .*--split test"):
+        script.main(["--from-json", str(SELECTION / "margin_round21.json"), "--published", "FinGPT v3.1"])
+    test_record = REPO / "benchmarks" / "results" / "cpu_default_round21" / "test_margin_against_round20.json"
+    with pytest.raises(SystemExit, match=r"--published 'FinGPT v9' is not a published row; known: .*'FinGPT v3.1'"):
+        script.main(["--from-json", str(test_record), "--published", "FinGPT v9"])
+    with pytest.raises(SystemExit):
+        script.main(["--published", "FinGPT v3.1"])
+    assert "give --from-json" in capsys.readouterr().err
