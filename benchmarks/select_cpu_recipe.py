@@ -607,10 +607,10 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def test(name: str, out: Path) -> None:
-    record = read_record(name)
     if name in PROBES:
         raise SystemExit(f"error: {name!r} is a probe (round {round_of(name)}): it breaks the recipe's budget, so its "
                          "test sets are never looked at")
+    record = read_record(name)
     if record["test"] and record["test"]["candidate"] != name:
         raise SystemExit(f"error: the test sets were already looked at for {record['test']['candidate']!r}; "
                          "test is evaluated once, for the chosen candidate only")

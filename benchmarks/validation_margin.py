@@ -193,24 +193,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.from_json:
             parser.error("--published reads the candidate's predictions from a record: give --from-json")
         record = gap_record(args.from_json, args.published, args.resamples, args.rng_seed, command)
-        if args.json:
-            atomic_write_json(args.json, record)
-        print(json.dumps(record["gap"], indent=2))
-        return 0
-    if args.from_json:
-        record = json.loads(args.from_json.read_text())
-    elif None in (args.candidate, args.out, args.against, args.against_out):
-        parser.error("give --candidate, --out, --against and --against-out, or --from-json")
+        shown = "gap"
     else:
-        record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split)
-    runs = record["predictions"]
-    record.update(resamples=args.resamples, rng_seed=args.rng_seed,
-                  margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),
-                  margin_rows_and_seeds=bootstrap(record["gold"], runs, args.resamples, args.rng_seed, seeds_too=True),
-                  command=command)
+        if args.from_json:
+            record = json.loads(args.from_json.read_text())
+        elif None in (args.candidate, args.out, args.against, args.against_out):
+            parser.error("give --candidate, --out, --against and --against-out, or --from-json")
+        else:
+            record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split)
+        runs = record["predictions"]
+        record.update(resamples=args.resamples, rng_seed=args.rng_seed,
+                      margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),
+                      margin_rows_and_seeds=bootstrap(record["gold"], runs, args.resamples, args.rng_seed, seeds_too=True),
+                      command=command)
+        shown = "margin"
     if args.json:
         atomic_write_json(args.json, record)
-    print(json.dumps(record["margin"], indent=2))
+    print(json.dumps(record[shown], indent=2))
     return 0
 
 
