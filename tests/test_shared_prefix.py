@@ -140,6 +140,64 @@ def test_same_loss_and_lora_gradients_as_the_full_batch(kind, tokenizer, mixed_b
         torch.testing.assert_close(results[True][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def _tiny_with_dropout(vocab: int, dropout: float):
+    config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", init_lora_weights=False,
+                      task_type="CAUSAL_LM")
+    torch.manual_seed(1)
+    model = get_peft_model(model, lora)
+    model.train()
+    return model
+
+
+def _draws(model, batch, seeds: range) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and flattened LoRA gradients for one dropout draw per seed: ``(n, 1)`` and ``(n, params)``."""
+    losses, grads = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        loss, named = _loss_and_grads(model, batch)
+        losses.append([loss])
+        grads.append(torch.cat([g.flatten() for g in named.values()]))
+    return torch.tensor(losses, dtype=torch.float64), torch.stack(grads).double()
+
+
+def _z(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Two-sample z of the means of independent draws, per column."""
+    se = (a.var(0) / len(a) + b.var(0) / len(b)).sqrt()
+    return (a.mean(0) - b.mean(0)) / se.clamp_min(1e-12)
+
+
+def test_lora_dropout_gives_the_full_batch_loss_and_gradients_in_expectation(tokenizer, mixed_batch, monkeypatch):
+    """A group's rows share one dropout mask on their prefix: the mean over draws must still be the plain batch's.
+
+    Each path's loss and every LoRA gradient element are averaged over independent draws and compared by
+    their two-sample z; the same statistic must flag the plain batch without dropout, or it could not fail.
+    """
+    calls = []
+    real = answer_logits.forward_with_shared_prefix
+    monkeypatch.setattr(answer_logits, "forward_with_shared_prefix",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    draws = 150
+    runs = {}
+    for name, shared, dropout, seeds in [("plain", False, 0.5, range(draws)), ("shared", True, 0.5, range(draws, 2 * draws)),
+                                         ("no-dropout", True, 0.0, range(2 * draws, 3 * draws))]:
+        model = _tiny_with_dropout(len(tokenizer), dropout)
+        assert add_answer_only_lm_head(model.get_base_model(), shared_prefix=shared)
+        runs[name] = _draws(model, dict(mixed_batch), seeds)
+    assert len(calls) == 2 * draws  # the shared path ran for every draw of both shared runs
+    (plain_loss, plain_grads), (shared_loss, shared_grads) = runs["plain"], runs["shared"]
+    assert shared_grads.var(0).max() > 0  # dropout drew different masks
+    assert abs(_z(shared_loss, plain_loss).item()) < 4
+    z = _z(shared_grads, plain_grads)
+    assert z.pow(2).mean() < 1.5 and z.abs().max() < 6, (z.pow(2).mean(), z.abs().max())
+    # the statistic has power: the same model without dropout is another expectation
+    off = _z(runs["no-dropout"][1], plain_grads)
+    assert abs(_z(runs["no-dropout"][0], plain_loss).item()) > 4 or off.pow(2).mean() > 3
+
+
 def test_models_without_position_ids_train_without_it(mixed_batch):
     bloom = transformers.BloomForCausalLM(transformers.BloomConfig(vocab_size=49152, hidden_size=32, n_layer=2, n_head=4))
     assert not supports_shared_prefix(bloom.transformer)  # ALiBi: positions come from the mask

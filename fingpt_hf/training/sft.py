@@ -222,7 +222,7 @@ def prepare_run(script_args: Any, training_args: Any, model_args: Any,
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise FinGPTError("push_to_hub needs hub_model_id (the Hub repository, e.g. user/fingpt-smollm2-lora)")
     check_device_requests(training_args, model_args)
-    check_shared_prefix(script_args, training_args, model_args)
+    check_shared_prefix(script_args, training_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
     config = check_model_path(model_path, model_args.model_revision, training_args.trust_remote_code)
     family = get_family(config)
