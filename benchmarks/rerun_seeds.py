@@ -39,7 +39,7 @@ import yaml
 from fingpt_hf.io import atomic_write_json
 from fingpt_hf.training.run_info import recipe_hash
 from reproduce_default import ROOT, git_commit, reproduction_record
-from select_cpu_recipe import TEST_SETS, evaluate, scores, spread, train
+from select_cpu_recipe import TEST_SETS, evaluate, scores, summary_over_seeds, train
 
 
 def rerun(recipe: Path, out: Path) -> float:
@@ -58,7 +58,7 @@ def collect(results: Path, seeds: list[int], out: Path, command: str) -> dict:
         run, target = out / f"seed{seed}", results / f"seed{seed}"
         info, scored = run / "fingpt_run.json", run / "eval" / "results.json"
         if not (info.is_file() and scored.is_file()) or json.loads(info.read_text()).get("status") != "completed":
-            raise SystemExit(f"error: {run} is not a finished rerun (fingpt_run.json completed and eval/results.json)")
+            raise SystemExit(f"error: {run} is not a finished rerun (fingpt_run.json completed, eval/results.json)")
         committed = yaml.safe_load((target / "recipe.yaml").read_text())
         if recipe_hash(yaml.safe_load((run / "recipe.yaml").read_text())) != recipe_hash(committed):
             raise SystemExit(f"error: {run / 'recipe.yaml'} is not {target / 'recipe.yaml'}'s recipe")
@@ -66,9 +66,7 @@ def collect(results: Path, seeds: list[int], out: Path, command: str) -> dict:
     for seed in seeds:
         for source, name in (("eval/results.json", "results.json"), ("fingpt_run.json", "fingpt_run.json")):
             shutil.copyfile(out / f"seed{seed}" / source, results / f"seed{seed}" / name)
-    summary = {"seeds": seeds, "test_f1_weighted": {str(s): v for s, v in per_seed.items()},
-               "test_f1_weighted_over_seeds": {d: spread([per_seed[s][d] for s in seeds]) for d in TEST_SETS},
-               "command": command}
+    summary = summary_over_seeds(per_seed, command)
     atomic_write_json(results / "summary.json", summary)
     return summary
 

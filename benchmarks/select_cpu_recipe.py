@@ -606,6 +606,14 @@ def spread(values: list[float]) -> dict[str, float]:
             "stdev": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0}
 
 
+def summary_over_seeds(per_seed: dict[int, dict[str, float]], command: str, **about: Any) -> dict[str, Any]:
+    """A tested default's ``summary.json``: each seed's test weighted F1 and their spread per set."""
+    seeds = list(per_seed)
+    return {**about, "seeds": seeds, "test_f1_weighted": {str(s): v for s, v in per_seed.items()},
+            "test_f1_weighted_over_seeds": {d: spread([per_seed[s][d] for s in seeds]) for d in TEST_SETS},
+            "command": command}
+
+
 def test(name: str, out: Path) -> None:
     if name in PROBES:
         raise SystemExit(f"error: {name!r} is a probe (round {round_of(name)}): it breaks the recipe's budget, so its "
@@ -636,10 +644,8 @@ def test(name: str, out: Path) -> None:
         shutil.copyfile(results, target / "results.json")
         for file_name in ("fingpt_run.json", "recipe.yaml"):
             shutil.copyfile(directory / "adapter" / file_name, target / file_name)
-    summary = {"candidate": name, "seeds": seeds, "recipe_changes": CANDIDATES[name],
-               "test_f1_weighted": {str(s): v for s, v in per_seed.items()},
-               "test_f1_weighted_over_seeds": {d: spread([per_seed[s][d] for s in seeds]) for d in TEST_SETS},
-               "command": f"python benchmarks/select_cpu_recipe.py test --candidate {name}"}
+    summary = summary_over_seeds(per_seed, f"python benchmarks/select_cpu_recipe.py test --candidate {name}",
+                           candidate=name, recipe_changes=CANDIDATES[name])
     write_json(results_dir(name) / "summary.json", summary)
     record["test"]["f1_weighted_over_seeds"] = summary["test_f1_weighted_over_seeds"]
     write_json(record_path(name), record)

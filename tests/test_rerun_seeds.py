@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,8 +54,6 @@ ROUND21 = RESULTS.parent / "cpu_default_round21"
 
 def _finished_rerun(out: Path, results: Path, seed: int, committed_seed: int | None = None) -> None:
     """A rerun as ``rerun`` leaves it (round 21's committed files for ``seed``), and the committed recipe beside it."""
-    import shutil
-
     source = ROUND21 / f"seed{seed}"
     (out / f"seed{seed}" / "eval").mkdir(parents=True)
     shutil.copyfile(source / "fingpt_run.json", out / f"seed{seed}" / "fingpt_run.json")
@@ -66,8 +66,6 @@ def _finished_rerun(out: Path, results: Path, seed: int, committed_seed: int | N
 def test_collect_lays_reruns_out_as_select_cpu_recipe_test_does(tmp_path):
     """The per-seed figures and spread ``--collect`` writes are the ones ``select_cpu_recipe.py test`` wrote for the
     same runs (round 21's committed summary)."""
-    import json
-
     out, results = tmp_path / "runs", tmp_path / "results"
     for seed in (42, 43, 44):
         _finished_rerun(out, results, seed)
@@ -83,8 +81,6 @@ def test_collect_lays_reruns_out_as_select_cpu_recipe_test_does(tmp_path):
 
 
 def test_collect_refuses_an_unfinished_run_or_another_recipe(tmp_path):
-    import json
-
     script = load_benchmark_script("rerun_seeds")
     out, results = tmp_path / "runs", tmp_path / "results"
     _finished_rerun(out, results, 43, committed_seed=44)  # seed 44's recipe committed where seed 43 ran

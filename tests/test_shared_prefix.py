@@ -97,7 +97,7 @@ def test_prefix_stops_before_any_scored_position():
 
 # --- same loss and gradients --------------------------------------------------------------------
 
-def _tiny(kind: str, vocab: int):
+def _tiny(kind: str, vocab: int, dropout: float = 0.0):
     if kind == "qwen2":  # GQA with 2 query heads per KV head, biases on q/k/v
         config = transformers.Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                           num_attention_heads=4, num_key_value_heads=2)
@@ -108,7 +108,8 @@ def _tiny(kind: str, vocab: int):
         config._attn_implementation = "eager"
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", init_lora_weights=False,
+                      task_type="CAUSAL_LM")
     torch.manual_seed(1)
     return get_peft_model(model, lora)
 
@@ -138,19 +139,6 @@ def test_same_loss_and_lora_gradients_as_the_full_batch(kind, tokenizer, mixed_b
     assert math.isclose(results[True][0], results[False][0], rel_tol=1e-5)
     for name, grad in results[False][1].items():
         torch.testing.assert_close(results[True][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
-
-
-def _tiny_with_dropout(vocab: int, dropout: float):
-    config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config)
-    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", init_lora_weights=False,
-                      task_type="CAUSAL_LM")
-    torch.manual_seed(1)
-    model = get_peft_model(model, lora)
-    model.train()
-    return model
 
 
 def _draws(model, batch, seeds: range) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,8 +172,9 @@ def test_lora_dropout_gives_the_full_batch_loss_and_gradients_in_expectation(tok
     runs = {}
     for name, shared, dropout, seeds in [("plain", False, 0.5, range(draws)), ("shared", True, 0.5, range(draws, 2 * draws)),
                                          ("no-dropout", True, 0.0, range(2 * draws, 3 * draws))]:
-        model = _tiny_with_dropout(len(tokenizer), dropout)
+        model = _tiny("llama", len(tokenizer), dropout)
         assert add_answer_only_lm_head(model.get_base_model(), shared_prefix=shared)
+        model.train()
         runs[name] = _draws(model, dict(mixed_batch), seeds)
     assert len(calls) == 2 * draws  # the shared path ran for every draw of both shared runs
     (plain_loss, plain_grads), (shared_loss, shared_grads) = runs["plain"], runs["shared"]
