@@ -249,10 +249,13 @@ def test_round_22_probe_doubles_round_21s_draws_and_its_test_phase_is_refused(tm
     (19, "fiqa8-mlp", "fiqa8-warmup10", {"lora_target_modules": ("all-linear", ["gate_proj", "up_proj", "down_proj"])}),
     (20, "epyc-control-warmup10", "fiqa8-warmup10", {}),  # round 20 runs round 19's comparison again on an EPYC
     (20, "epyc-fiqa8-mlp", "fiqa8-mlp", {}),
+    (23, "gqa-control", "mlp-rows112", {}),  # round 21's choice on the code of the shipped figures
+    (23, "mlp-dora", "mlp-rows112", {"use_dora": (None, True)}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
     """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else
-    (round 17's change is tested on its own above); round 20's two are round 13's choice and round 19's candidate."""
+    (round 17's change is tested on its own above); round 20's two are round 13's choice and round 19's candidate; round
+    23's are round 21's choice and it with DoRA."""
     script = _script()
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number
