@@ -272,16 +272,10 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
 
 
 def child_argv(argv: list[str], name: str, output: str) -> list[str]:
-    """``argv`` for one configuration in a process of its own: the same options, ``--configs name``, its own output."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("--configs", "--output"):
-            skip = True
-        elif arg != "--isolate" and not arg.startswith(("--configs=", "--output=")):
-            kept.append(arg)
-    return [*kept, "--configs", name, "--output", output]
+    """``argv`` for one configuration in a process of its own: the same options, ``--configs name``, its own output.
+
+    argparse keeps the last value of an option given twice, so the child's settings are appended, not filtered."""
+    return [*argv, "--no-isolate", "--configs", name, "--output", output]
 
 
 def run_isolated(name: str, argv: list[str]) -> dict:
@@ -312,7 +306,7 @@ def load_rows(n: int, data_dir: str | None):
     })
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--configs", default="trl-default,trl-tuned,fast,fast-compiled,fast-shared",
@@ -331,11 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--output", default=None, help="also write the figures to this JSON file")
-    parser.add_argument("--isolate", action="store_true",
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=False,
                         help="run each configuration in a Python process of its own (the peak is still timed here, "
                              "before and after them all)")
     parser.add_argument("--peak-size", type=int, default=2048)
     parser.add_argument("--peak-repeats", type=int, default=10)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     from fingpt_hf.families.default_model import resolve_model_path

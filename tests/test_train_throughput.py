@@ -50,11 +50,19 @@ def test_isolate_runs_each_configuration_in_a_process_of_its_own(monkeypatch, tm
     assert data["speedups_samples_per_s"]["fast vs trl-tuned"] > 0
 
 
-def test_a_child_gets_the_parents_options_but_one_configuration_and_its_own_output():
+def test_an_isolated_configurations_process_gets_the_same_options_with_its_own_config_and_output():
+    """``--isolate`` starts this script again per configuration with the parent's argv plus its own settings: parsed as
+    the child parses them, every other option is the parent's, the configuration and output are its own, and the
+    child does not isolate again (it would start itself for ever)."""
     script = load_benchmark_script("train_throughput")
-    argv = ["--steps", "6", "--configs", "a,b", "--isolate", "--output", "x.json", "--lora-r", "8", "--output=y"]
-    assert script.child_argv(argv, "b", "/t/r.json") == ["--steps", "6", "--lora-r", "8", "--configs", "b",
-                                                         "--output", "/t/r.json"]
+    parent = ["--steps", "6", "--configs=trl-tuned,fast-shared", "--isolate", "--batch-size", "32", "--output=x.json",
+              "--output", "runs/all.json", "--lora-target-modules", "gate_proj,up_proj"]
+    child = script.build_parser().parse_args(script.child_argv(parent, "fast-shared", "/tmp/one.json"))
+    expected = script.build_parser().parse_args(["--steps", "6", "--batch-size", "32", "--lora-target-modules",
+                                                 "gate_proj,up_proj", "--configs", "fast-shared",
+                                                 "--output", "/tmp/one.json"])
+    assert vars(child) == vars(expected) and child.isolate is False
+    assert script.build_parser().parse_args(parent).isolate is True
 
 
 ATTENTION, MLP = ("q_proj", "k_proj", "v_proj", "o_proj"), ("gate_proj", "up_proj", "down_proj")

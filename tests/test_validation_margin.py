@@ -110,7 +110,7 @@ def test_a_name_that_is_no_candidate_is_refused_before_any_path_is_read(tmp_path
 @pytest.mark.parametrize("record_name, seeds", [("margin_round20.json", [42, 43, 44]), ("margin_round21.json", [42, 43, 44]),
                                                 ("margin_round22.json", [42, 43])])  # round 22's probe ran two seeds
 def test_committed_predictions_score_to_the_selection_records_validation_figures(record_name, seeds):
-    """The committed predictions are the runs the rounds recorded: scored here with sklearn from the letters alone, each
+    """The committed predictions are the runs the rounds recorded: scored here from the letters alone, each
     run's weighted F1 is its selection record's (computed by the evaluation pipeline from the adapters), and the
     observed margin is the difference of the two three-seed means the round's rule compared."""
     script, select = _script(), load_benchmark_script("select_cpu_recipe")
@@ -142,6 +142,57 @@ def test_test_margin_predictions_score_to_the_committed_test_figures():
             assert _scored(record, predicted) == summary["test_f1_weighted"][seed], (role, seed)
     _assert_observed_inside_every_interval(record)
 
+
+
+def test_weighted_f1_is_sklearns_f1_score_on_any_rows_and_draw():
+    """The bootstrap's weighted F1 (counted from the weighted confusion matrix) is sklearn's ``f1_score`` (weighted, over
+    FinGPT's three labels, ``zero_division=0``) to the last bit: random rows with invalid answers, whole draws with
+    rows taken 0-n times, a label no row has or predicts, every answer invalid, and one row."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    script = _script()
+    label_of = {letter: label for label, letter in script.LETTER.items()}
+
+    def sklearn_f1(gold: str, predicted: str, weights) -> float:
+        return 100 * float(f1_score([label_of[c] for c in gold], [label_of[c] for c in predicted],
+                                    labels=["negative", "neutral", "positive"], average="weighted",
+                                    sample_weight=weights, zero_division=0))
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for rows in (1, 5, 94, 400):
+        gold = "".join(rng.choice(list("nup"), rows))
+        predicted = "".join(rng.choice(list("nupx"), rows, p=[0.3, 0.3, 0.3, 0.1]))
+        cases += [(gold, predicted, None), (gold, predicted, rng.multinomial(rows, np.full(rows, 1 / rows)))]
+    cases += [("nnpp", "nppx", None), ("nnpp", "xxxx", None), ("uuuu", "uupp", np.array([0, 3, 1, 0]))]
+    for gold, predicted, weights in cases:
+        assert script.weighted_f1(gold, predicted, weights) == sklearn_f1(gold, predicted, weights), (gold, predicted)
+
+
+@pytest.mark.parametrize("record_path", [SELECTION / "margin_round20.json", SELECTION / "margin_round21.json",
+                                         SELECTION / "margin_round22.json",
+                                         REPO / "benchmarks/results/cpu_default_round21/test_margin_against_round20.json",
+                                         REPO / "benchmarks/results/cpu_default_round21_gqa/test_margin_against_round21.json"])
+def test_committed_margins_are_recomputed_to_the_digit_from_their_predictions(record_path):
+    """Every committed margin record, made when the bootstrap scored each draw with sklearn's ``f1_score``, comes out
+    the same from its gold labels and predictions with the same resamples and generator seed: both intervals."""
+    script = _script()
+    record = json.loads(record_path.read_text())
+    gold, runs = record["gold"], record["predictions"]
+    assert script.bootstrap(gold, runs, record["resamples"], record["rng_seed"]) == record["margin"]
+    assert script.bootstrap(gold, runs, record["resamples"], record["rng_seed"], seeds_too=True) == \
+        record["margin_rows_and_seeds"]
+
+
+@pytest.mark.parametrize("directory", ["cpu_default_round21", "cpu_default_round21_gqa"])
+def test_committed_gaps_to_fingpt_v31_are_recomputed_to_the_digit(directory):
+    """The committed gaps to FinGPT v3.1 come out the same from the test-margin record they were made from."""
+    script = _script()
+    record = json.loads((REPO / "benchmarks" / "results" / directory / "test_gap_to_fingpt_v31.json").read_text())
+    again = script.gap_record(REPO / record["from_record"], record["published"]["name"], record["resamples"],
+                              record["rng_seed"], record["command"])
+    assert again["gap"] == record["gap"]
 
 
 def test_gap_to_a_published_figure_of_a_run_right_on_every_row_is_fixed_and_of_a_wrong_run_covers_its_draws(tmp_path):
