@@ -221,7 +221,7 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
     vocab_x_hidden = model.get_output_embeddings().weight.numel()
     targets = args.lora_target_modules.split(",") if args.lora_target_modules else all_linear_targets(model)
     lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=args.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM",
+                      use_dora=args.use_dora, target_modules=targets, task_type="CAUSAL_LM",
                       layers_to_transform=top_layers(model, args.lora_top_layers))
     sample = tokenizer(dataset[0]["prompt"] + dataset[0]["completion"], return_tensors="pt")["input_ids"]
     work = step_work(copy.deepcopy(model), copy.deepcopy(lora), sample)
@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "layers)")
     parser.add_argument("--lora-dropout", type=float, default=0.0,
                         help="the same for every configuration (default: the CPU recipe's 0.0)")
+    parser.add_argument("--use-dora", action="store_true",
+                        help="DoRA instead of plain LoRA, for every configuration (the CPU recipe's since round 23); "
+                             "its per-weight norms and rescaling are not in the counted FLOPs")
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--output", default=None, help="also write the figures to this JSON file")

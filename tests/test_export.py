@@ -110,6 +110,35 @@ def test_merged_fp32_export_scores_like_base_plus_adapter(tiny_pair, reference, 
     assert "| FPB | 4 | score |" in card
 
 
+def test_merged_export_of_a_dora_adapter_scores_like_base_plus_adapter(tiny_pair, prompts, tmp_path):
+    """The CPU default trains DoRA (round 23), which vLLM cannot serve as an adapter: its merged export is the way to
+    serve it, so the merge must keep DoRA's magnitudes (peft folds them into the weights): label scores equal peft's
+    unmerged DoRA, which differs from the base."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base, _ = tiny_pair
+    torch.manual_seed(2)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+                                LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", use_dora=True,
+                                           init_lora_weights=False))
+    with torch.no_grad():  # magnitudes away from the base weights' norms, as training leaves them
+        for name, param in peft_model.named_parameters():
+            if "lora_magnitude_vector" in name:
+                param.mul_(1 + 0.5 * torch.rand_like(param))
+    adapter = tmp_path / "dora"
+    peft_model.save_pretrained(adapter)
+    assert json.loads((adapter / "adapter_config.json").read_text())["use_dora"] is True
+    out = tmp_path / "merged"
+    export_model(str(base), str(adapter), out, dtype="fp32")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter).eval()
+    want = score_labels(unmerged, tokenizer, prompts, list(LABELS))
+    got = score_labels(AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), prompts, list(LABELS))
+    assert _max_abs(want, got) <= 1e-4
+    plain = AutoModelForCausalLM.from_pretrained(base)
+    assert _max_abs(score_labels(plain, tokenizer, prompts, list(LABELS)), want) > 1e-2
+
+
 def _rounded_like(model, gguf_type: str):
     """A copy of ``model`` whose 2-D weights went through what a GGUF of ``gguf_type`` stores."""
     import copy

@@ -108,7 +108,8 @@ def test_a_name_that_is_no_candidate_is_refused_before_any_path_is_read(tmp_path
 
 
 @pytest.mark.parametrize("record_name, seeds", [("margin_round20.json", [42, 43, 44]), ("margin_round21.json", [42, 43, 44]),
-                                                ("margin_round22.json", [42, 43])])  # round 22's probe ran two seeds
+                                                ("margin_round22.json", [42, 43]),  # round 22's probe ran two seeds
+                                                ("margin_round23.json", [42, 43, 44])])
 def test_committed_predictions_score_to_the_selection_records_validation_figures(record_name, seeds):
     """The committed predictions are the runs the rounds recorded: scored here from the letters alone, each
     run's weighted F1 is its selection record's (computed by the evaluation pipeline from the adapters), and the
@@ -171,9 +172,10 @@ def test_weighted_f1_is_sklearns_f1_score_on_any_rows_and_draw():
 
 
 @pytest.mark.parametrize("record_path", [SELECTION / "margin_round20.json", SELECTION / "margin_round21.json",
-                                         SELECTION / "margin_round22.json",
+                                         SELECTION / "margin_round22.json", SELECTION / "margin_round23.json",
                                          REPO / "benchmarks/results/cpu_default_round21/test_margin_against_round20.json",
-                                         REPO / "benchmarks/results/cpu_default_round21_gqa/test_margin_against_round21.json"])
+                                         REPO / "benchmarks/results/cpu_default_round21_gqa/test_margin_against_round21.json",
+                                         REPO / "benchmarks/results/cpu_default_round23/test_margin_against_round21_gqa.json"])
 def test_committed_margins_are_recomputed_to_the_digit_from_their_predictions(record_path):
     """Every committed margin record, made when the bootstrap scored each draw with sklearn's ``f1_score``, comes out
     the same from its gold labels and predictions with the same resamples and generator seed: both intervals."""
@@ -185,7 +187,7 @@ def test_committed_margins_are_recomputed_to_the_digit_from_their_predictions(re
         record["margin_rows_and_seeds"]
 
 
-@pytest.mark.parametrize("directory", ["cpu_default_round21", "cpu_default_round21_gqa"])
+@pytest.mark.parametrize("directory", ["cpu_default_round21", "cpu_default_round21_gqa", "cpu_default_round23"])
 def test_committed_gaps_to_fingpt_v31_are_recomputed_to_the_digit(directory):
     """The committed gaps to FinGPT v3.1 come out the same from the test-margin record they were made from."""
     script = _script()

@@ -336,6 +336,24 @@ def test_eval_with_adapter_refuses_a_server_without_lora(default_model_path, dat
             vb.connect(source, fake.url, None)
 
 
+def test_a_dora_adapter_is_refused_before_any_request(default_model_path, tmp_path):
+    """vLLM cannot serve a DoRA adapter (the CPU default's since round 23) as a LoRA module: a real peft DoRA adapter is
+    refused, naming it and the way out (the merged export), before the server is asked anything."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fingpt_hf.evaluation.model_loading import inspect_sources
+
+    model = AutoModelForCausalLM.from_pretrained(default_model_path)
+    adapter = tmp_path / "dora"
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], use_dora=True)).save_pretrained(adapter)
+    source = inspect_sources(str(default_model_path), str(adapter))
+    with FakeVLLM() as fake:  # it serves no LoRA module: asked first, it would be refused for that instead
+        with pytest.raises(FinGPTError, match=rf"--adapter {adapter} is a DoRA adapter .*fingpt-hf export"):
+            vb.connect(source, fake.url, None)
+        assert fake.requests == []
+
+
 def test_predict_with_vllm_backend(default_model_path, tmp_path):
     from fingpt_hf.prediction.config import PredictConfig
     from fingpt_hf.prediction.runner import run_prediction
