@@ -1295,45 +1295,31 @@ def test_lora_dropout_cost_is_its_json():
     assert f"{min(ratios):.2f}-{max(ratios):.2f}x the time per step here" in recipe
 
 
-def test_attention_change_margin_sentence_is_its_json():
-    """The intervals the README gives around the "round 21 again" runs' test difference from round 21's own runs (the
-    same recipe before the attention change) are their committed record's, and every set's interval holds 0 as it says."""
+@pytest.mark.parametrize("directory, name, against", [
+    (AGAIN[0], "test_margin_against_round21.json", "cpu_default_round21"),  # the attention change, same recipe
+    (SHIPPED[0], "test_margin_against_round21_gqa.json", AGAIN[0]),  # DoRA against round 23's control
+])
+def test_test_margin_sentences_are_their_json(directory, name, against):
+    """The intervals the README gives around a test difference (the "round 21 again" runs from round 21's own, the
+    same recipe before the attention change; the shipped DoRA runs from round 21's recipe on the same code) are their
+    committed record's, every set's interval holds 0 as it says, and the record's predictions score to both sides'
+    committed test figures."""
     text = " ".join(README.split())
-    record = json.loads((RESULTS / AGAIN[0] / "test_margin_against_round21.json").read_text())
+    record = json.loads((RESULTS / directory / name).read_text())
     rows, both = record["margin"], record["margin_rows_and_seeds"]
     assert record["split"] == "test" and record["seeds"] == [42, 43, 44] and f"(`{record['command']}`" in text
     assert (f"leaves the mean over the four sets' {rows['mean']['observed']:.2f} the interval {shown_interval(rows['mean'])}, "
             f"and {shown_interval(both['mean'])} with the seeds drawn too; FiQA-SA's difference has "
             f"{shown_interval(rows['fiqa'])} and {shown_interval(both['fiqa'])}: every set's interval holds 0") in text
     assert all(m[k]["interval_95"][0] <= 0 <= m[k]["interval_95"][1] for m in (rows, both) for k in rows)
-    # the record's predictions are the committed seeds' figures (its candidate) and round 21's (what it is against)
-    for role, directory in (("candidate", AGAIN[0]), ("against", "cpu_default_round21")):
-        summary = json.loads((RESULTS / directory / "summary.json").read_text())["test_f1_weighted"]
+    for role, committed in (("candidate", directory), ("against", against)):
+        summary = json.loads((RESULTS / committed / "summary.json").read_text())["test_f1_weighted"]
         for seed, by_set in record["predictions"][role].items():
             assert set(by_set) == set(summary[seed]), (role, seed)
-            for name, letters in by_set.items():
-                f1 = f1_score(list(record["gold"][name]), list(letters), labels=["n", "u", "p"], average="weighted",
+            for set_name, letters in by_set.items():
+                f1 = f1_score(list(record["gold"][set_name]), list(letters), labels=["n", "u", "p"], average="weighted",
                               zero_division=0)
-                assert round(100 * f1, 2) == summary[seed][name], (role, seed, name)
-
-
-def test_dora_test_margin_sentence_is_its_json():
-    """The intervals the README gives around the shipped (DoRA) runs' test difference from round 21's recipe on the same
-    code (round 23's control) are their committed record's, whose predictions are the two recipes' committed seeds."""
-    text = " ".join(README.split())
-    record = json.loads((RESULTS / SHIPPED[0] / "test_margin_against_round21_gqa.json").read_text())
-    rows, both = record["margin"], record["margin_rows_and_seeds"]
-    assert record["split"] == "test" and record["seeds"] == [42, 43, 44] and f"(`{record['command']}`" in text
-    assert (f"leaves the mean over the four sets' {rows['mean']['observed']:.2f} the interval {shown_interval(rows['mean'])}, "
-            f"and {shown_interval(both['mean'])} with the seeds drawn too; FiQA-SA's difference has "
-            f"{shown_interval(rows['fiqa'])} and {shown_interval(both['fiqa'])}") in text
-    for role, directory in (("candidate", SHIPPED[0]), ("against", AGAIN[0])):
-        summary = json.loads((RESULTS / directory / "summary.json").read_text())["test_f1_weighted"]
-        for seed, by_set in record["predictions"][role].items():
-            for name, letters in by_set.items():
-                f1 = f1_score(list(record["gold"][name]), list(letters), labels=["n", "u", "p"], average="weighted",
-                              zero_division=0)
-                assert round(100 * f1, 2) == summary[seed][name], (role, seed, name)
+                assert round(100 * f1, 2) == summary[seed][set_name], (role, seed, set_name)
 
 
 def test_gap_to_fingpt_v31_sentence_is_its_json():
