@@ -271,6 +271,7 @@ class ModelSource:
     model_info: dict[str, Any]
     adapter_info: dict[str, Any] | None
     adapter_dir: Path | None = None  # local directory (or Hub snapshot) holding the adapter's files
+    adapter_config: dict[str, Any] | None = None  # its adapter_config.json, as read once here
 
     def training_settings(self) -> dict[str, Any] | None:
         """What the adapter's training run recorded (``fingpt_run.json``), or None without one."""
@@ -296,7 +297,7 @@ def inspect_sources(
         raise FinGPTError(f"--model {model}: no such directory")
     model_info = {"name_or_path": model, "revision": revision,
                   "hash": weights_fingerprint(local) if local.is_dir() else None}
-    adapter_info = adapter_dir = None
+    adapter_info = adapter_dir = adapter_config = None
     if adapter:
         config_path, weights_path = adapter_files(adapter, adapter_revision)
         adapter_dir = config_path.parent
@@ -307,7 +308,7 @@ def inspect_sources(
         adapter_info = {"name_or_path": adapter, "revision": adapter_revision,
                         "hash": "sha256:" + file_sha256(weights_path),
                         "base_model_name_or_path": adapter_config.get("base_model_name_or_path")}
-    return ModelSource(model, model_path, model_info, adapter_info, adapter_dir)
+    return ModelSource(model, model_path, model_info, adapter_info, adapter_dir, adapter_config)
 
 
 def read_model_config(source: ModelSource, trust_remote_code: bool = False) -> Any:

@@ -256,17 +256,16 @@ def connect(source, url: str | None, model: str | None, trust_remote_code: bool 
     loads it (the adapter's saved tokenizer first), no weights; the served name is checked."""
     from transformers import AutoTokenizer
 
-    from fingpt_hf.evaluation.model_loading import LoadedModel, read_adapter_config, read_model_config
+    from fingpt_hf.evaluation.model_loading import LoadedModel, read_model_config
     from fingpt_hf.families.registry import check_remote_code, get_family
     from fingpt_hf.families.tokenization import prepare_tokenizer
 
-    config_path = source.adapter_dir / "adapter_config.json" if source.adapter_dir is not None else None
-    if config_path is not None and config_path.is_file() and read_adapter_config(config_path).get("use_dora"):
+    if (source.adapter_config or {}).get("use_dora"):
         # vLLM's LoRA loader refuses it ("vLLM does not yet support DoRA", vllm/lora/peft_helper.py): say so first
-        raise FinGPTError(f"--adapter {source.adapter_info['name_or_path']} is a DoRA adapter (use_dora in "
-                          f"{config_path}), which vLLM cannot serve as a LoRA module; merge it with `fingpt-hf export "
-                          "--model BASE --adapter ADAPTER --output DIR`, serve DIR as the base model and run without "
-                          "--adapter")
+        raise FinGPTError(f"--adapter {source.adapter_info['name_or_path']} is a DoRA adapter (use_dora in its "
+                          "adapter_config.json), which vLLM cannot serve as a LoRA module; merge it with "
+                          "`fingpt-hf export --model BASE --adapter ADAPTER --output DIR`, serve DIR as the base model "
+                          "and run without --adapter")
     client = VLLMClient(url or DEFAULT_URL)
     name = choose_served_model(client.request("/models"), model, source.adapter_info is not None, client.url)
     config = read_model_config(source, trust_remote_code)
