@@ -1271,12 +1271,12 @@ def test_dora_speed_sentence_is_its_json():
     tuned, fast = (next(r for r in data["results"] if r["name"] == name) for name in ("trl-tuned", "fast-shared"))
     ratio = data["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
     peak = higher_peak(data, "bf16", "bfloat16")
+    share = fast["gflops_all"] / peak
     assert (f"`trl-tuned` {tuned['s_per_step']:.2f} s/step, `fast-shared` {fast['s_per_step']:.2f} s/step, "
-            f"**{ratio:.2f}x**, at {fast['gflops'] / peak:.0%} of the higher bf16 peak ({fast['gflops_all'] / peak:.0%} "
+            f"**{ratio:.2f}x**, at {fast['gflops'] / peak:.0%} of the higher bf16 peak ({share:.0%} "
             "with LoRA's and the attention's matmuls") in text
-    met = ratio >= 3.5 and fast["gflops_all"] / peak >= 0.55
-    assert ("neither the 3.5x nor the 55% target is met" in text) == (ratio < 3.5 and fast["gflops_all"] / peak < 0.55)
-    assert not met
+    assert ("neither the 3.5x nor the 55% target is met" in text) == (ratio < 3.5 and share < 0.55)
+    assert ratio < 3.5 or share < 0.55  # the targets are not both met
     recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
     assert recipe["use_dora"] is True and data["command"].count("--lora-target-modules gate_proj,up_proj,down_proj") == 1
 
