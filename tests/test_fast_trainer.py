@@ -152,7 +152,7 @@ def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_warned_about(monkeypatch):
     assert hardware.emulated_bf16_warning("cpu", True) is None
 
 
-def _trainer(cls, tokenizer, rows, tmp_path, seed=0, label_smoothing_factor=0.0, **kwargs):
+def _trainer(cls, tokenizer, rows, tmp_path, seed=0, label_smoothing_factor=0.0, peft_config=None, **kwargs):
     from datasets import Dataset
     from trl import SFTConfig
 
@@ -162,7 +162,7 @@ def _trainer(cls, tokenizer, rows, tmp_path, seed=0, label_smoothing_factor=0.0,
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, activation_checkpointing=False,
         disable_tqdm=True, seed=0, label_smoothing_factor=label_smoothing_factor,
     )
-    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_config = peft_config or LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
     return cls(model=tiny_llama(len(tokenizer), seed=seed, tie_word_embeddings=True), args=args, train_dataset=data,
                processing_class=tokenizer, peft_config=peft_config, **kwargs)
 
@@ -303,6 +303,49 @@ def test_compiled_layers_give_the_same_loss_grads_and_names(tokenizer, fpb_rows,
         assert math.isclose(results["compiled"][0], results["eager"][0], rel_tol=1e-5)
         for key, grad in results["eager"][1].items():
             torch.testing.assert_close(results["compiled"][1][key], grad, rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_compiled_dora_layers_run_as_one_graph_with_eager_gradients(tokenizer, fpb_rows, tmp_path):
+    """With DoRA (the CPU recipe's adapter since round 23) the compiled layers have no graph break (peft's weight
+    lookup broke each layer 7 times per MLP, and the steps took 1.23x as long), and the loss and gradients,
+    magnitudes included, are eager's within float32 rounding."""
+    from torch._dynamo.utils import counters
+
+    from fingpt_hf.training.fast_trainer import trace_dora_in_one_graph
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", use_dora=True,
+                        init_lora_weights=False)
+    eager = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "eager", peft_config=config, fast_bf16=False)
+    compiled = _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "compiled", peft_config=config,
+                        fast_bf16=False, compile_layers=True, shared_prefix=True)
+    batch = eager.data_collator([eager.train_dataset[i] for i in range(8)])
+    counters.clear()
+    results = {}
+    for name, trainer in (("eager", eager), ("compiled", compiled)):
+        trainer.model.train()
+        with trainer.compute_loss_context_manager():
+            loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        results[name] = (loss.item(), lora_grads(trainer.model))
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert any("lora_magnitude_vector" in key for key in results["eager"][1])
+    assert math.isclose(results["compiled"][0], results["eager"][0], rel_tol=1e-5)
+    for key, grad in results["eager"][1].items():
+        torch.testing.assert_close(results["compiled"][1][key], grad, rtol=1e-4, atol=1e-6, msg=key)
+
+    class QuantizedLinear(torch.nn.Linear):  # an HQQ-style layer: peft's helper dequantizes what it holds
+        W_q = None
+
+        def dequantize(self):
+            return torch.zeros_like(self.weight)
+
+    from peft.tuners.lora import dora
+    installed = dora.dequantize_module_weight
+    trace_dora_in_one_graph()  # again: a no-op, peft's helper is not wrapped twice
+    assert dora.dequantize_module_weight is installed
+    plain, quantized = torch.nn.Linear(3, 2), QuantizedLinear(3, 2)
+    assert dora.dequantize_module_weight(plain) is plain.weight
+    assert torch.equal(dora.dequantize_module_weight(quantized), torch.zeros(2, 3))
 
 
 RSS_AFTER_FREE = """
