@@ -19,7 +19,7 @@ prompts). Optionally (``compile_layers=True``) each decoder layer is compiled wi
 (regional compilation: the layers share one compiled graph, so the cold start is one layer's
 compile). On CPU this fuses RMSNorm, rotary embeddings and the MLP's activation, which eager
 bf16 runs as separate memory-bound kernels; measured ~17% faster per step on SmolLM2-135M after
-~30 s of compiling.
+~30 s of compiling. peft's DoRA layers are traced in the same graph (``trace_dora_in_one_graph``).
 
 On CPU, ``train()`` also has glibc keep freed memory on its heap (``keep_freed_memory_in_process``): the
 same pages serve every step instead of being unmapped and zeroed again by the kernel (~13% of a step in
@@ -123,8 +123,8 @@ def trace_dora_in_one_graph() -> None:
 
     Every DoRA forward fetches its base weight through peft's ``dequantize_module_weight``, which tests
     ``type(weight).__module__.startswith("torchao.")``: dynamo cannot trace that, so each DoRA module split a
-    compiled decoder layer (7 graph breaks in a Llama MLP) and nothing around it fused (2.00 against 1.62 s a
-    step at the CPU recipe's shape, README, Speed). A plain ``nn.Linear`` holding a plain ``Parameter`` is not
+    compiled decoder layer (7 graph breaks in a Llama MLP) and nothing around it fused: the CPU recipe's steps took
+    1.18x as long (README, Speed). A plain ``nn.Linear`` holding a plain ``Parameter`` is not
     quantized, and for it peft's helper returns the weight as is; so does this one, without the test. Every
     other module (bitsandbytes, torchao, HQQ weights) still goes to peft's helper.
     """
