@@ -435,6 +435,9 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # 0.86 has the interval -0.42 to 2.05 from the rows alone, margin_round23.json). Its steps took 1.50x the control's
     # (1,216/1,199/1,275 s against 790/872/799 s), not the smoke run's 1.25x. On test its 3-seed means were below the
     # control's on FPB (-0.22) and FiQA-SA (-1.71), above on TFNS (+0.28) and NWGI (+0.28), each interval holding 0.
+    # Later its cost was traced to peft's DoRA breaking each compiled layer's graph (fast_trainer.trace_dora_in_one_graph
+    # mends it); the shipped figures were then made again from these recipe files on that code (rerun_seeds.py,
+    # cpu_default_round23_traced): a rerun of the chosen recipe, not a new choice.
     "gqa-control": MLP_ROWS112,
     "mlp-dora": {**MLP_ROWS112, "use_dora": True},
 }}
