@@ -429,6 +429,11 @@ def throughput_run(json_name: str) -> dict:
     return json.loads((RESULTS / "train_throughput" / json_name).read_text())
 
 
+def config_result(data: dict, config: str) -> dict:
+    """One configuration's result in a throughput record."""
+    return next(r for r in data["results"] if r["name"] == config)
+
+
 def peak_of(data: dict, kind: str, dtype: str) -> dict:
     """The matmul peak timed in the run, in the dtype it computed in (runs before `compute_dtype`
     was recorded were all bf16)."""
@@ -445,7 +450,7 @@ def higher_peak(data: dict, kind: str, dtype: str) -> float:
 
 def fast_shared_share(data: dict) -> tuple[dict, float]:
     """A bf16 throughput run's `fast-shared` result and its share of the higher peak."""
-    shared = next(r for r in data["results"] if r["name"] == "fast-shared")
+    shared = config_result(data, "fast-shared")
     return shared, shared["gflops"] / higher_peak(data, "bf16", "bfloat16")
 
 
@@ -485,13 +490,13 @@ def test_throughput_sentences_are_their_json():
     ratio = bf16["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
     assert f"({ratio:.2f}x, {fast_shared_share(bf16)[1]:.0%})" in text
     avx2 = throughput_run("cpu_avx2_fp32_batch16_top20.json")
-    shared = next(r for r in avx2["results"] if r["name"] == "fast-shared")
+    shared = config_result(avx2, "fast-shared")
     assert f"than with bf16 ({avx2['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x)" in text
     amx_all = throughput_run("cpu_amx_batch32_top20_all.json")
     amx_first = throughput_run("cpu_amx_batch32_top20.json")
     assert "--configs trl-tuned,fast-shared " in amx_first["command"]
     first_shared, share = fast_shared_share(amx_first)
-    tuned = next(r for r in amx_first["results"] if r["name"] == "trl-tuned")
+    tuned = config_result(amx_first, "trl-tuned")
     assert (f"gave `fast-shared` the same speed ({first_shared['s_per_step']:.2f} s/step, {share:.0%} of its peak) but "
             f"`trl-tuned` {tuned['s_per_step']:.2f} s/step, so {amx_first['speedups_samples_per_s']['fast-shared vs trl-tuned']:.2f}x") in text
     ratios = [amx_all["speedups_samples_per_s"]["fast-shared vs trl-tuned"], amx_first["speedups_samples_per_s"]["fast-shared vs trl-tuned"]]
@@ -1180,7 +1185,7 @@ def test_isolated_throughput_table_and_sentences_are_their_json():
                            f"{res['fast-shared']['gflops'] / peak:.0%}", f"{res['fast-shared']['gflops_all'] / peak:.0%}"]
 
     def mean(names, config):
-        return statistics.mean(next(r for r in runs[n]["results"] if r["name"] == config)["s_per_step"] for n in names)
+        return statistics.mean(config_result(runs[n], config)["s_per_step"] for n in names)
 
     text = " ".join(README.split())
     default, heap = ("isolated", "isolated_run2"), ("isolated_heap", "isolated_heap_run2")
@@ -1211,10 +1216,9 @@ def test_isolated_throughput_table_and_sentences_are_their_json():
     assert (f"at {100 * min(shares_all):.0f}-{max(shares_all):.0%} of the peak with every matmul counted "
             f"({min(shares):.0%} without; the share target, 55%, is met in both runs)") in text
     assert f"{min(shares):.0%}" == f"{max(shares):.0%}"
-    in_process = [next(r for r in throughput_run(n)["results"]
-                       if r["name"] == "trl-tuned")["s_per_step"] for n in ALL_MATMULS_RUNS]
+    in_process = [config_result(throughput_run(n), "trl-tuned")["s_per_step"] for n in ALL_MATMULS_RUNS]
     assert f"at {min(in_process):.2f}-{max(in_process):.2f} s/step: about its speed with its memory on the heap" in text
-    last = next(r for r in runs["isolated_trainer_keeps_heap"]["results"] if r["name"] == "fast-shared")
+    last = config_result(runs["isolated_trainer_keeps_heap"], "fast-shared")
     assert f"{last['s_per_step']:.2f} s/step in the last run" in text
 
 
@@ -1260,19 +1264,31 @@ def test_compiled_baseline_table_and_sentence_are_their_json():
 GQA_RUNS = ("isolated_heap_gqa_run1", "isolated_heap_gqa_run2")
 
 
+def steps_in_turn(change: str, runs: int, flags: tuple[str, ...] = ()) -> tuple[dict[str, list[float]], float, str]:
+    """``fast-shared``'s step times before and after a trainer change, run in turn (the code before from a worktree,
+    each in its own process, every block on the heap, with ``flags`` in each command), their ratio on the means, and the
+    README's sentence for them."""
+    steps: dict[str, list[float]] = {"before": [], "after": []}
+    for when, seconds in steps.items():
+        for n in range(1, runs + 1):
+            data = throughput_run(f"cpu_epyc_batch32_mlp_{change}_{when}_run{n}.json")
+            assert data["isolated"] and data["glibc_tunables"] == HEAP and "--configs fast-shared --isolate" in data["command"]
+            assert all(flag in data["command"] for flag in flags), flags
+            seconds.append(fast_shared_share(data)[0]["s_per_step"])
+    ratio = statistics.mean(steps["before"]) / statistics.mean(steps["after"])
+
+    def listed(times: list[float]) -> str:
+        return f"{', '.join(f'{t:.2f}' for t in times[:-1])} and {times[-1]:.2f}"
+
+    return steps, ratio, (f"{listed(steps['before'])} s/step before, {listed(steps['after'])} after, "
+                          f"{ratio:.2f}x on the means")
+
+
 def test_grouped_query_attention_speed_is_its_json():
     """The attention change's speed-up (the trainer before it, from a worktree, and after it, in turn) and the
     three-way table after it are their committed runs; the ratio target is stated as these runs give it."""
     text = " ".join(README.split())
-    steps: dict[str, list[float]] = {"before": [], "after": []}
-    for when, seconds in steps.items():
-        for n in (1, 2):
-            data = throughput_run(f"cpu_epyc_batch32_mlp_gqa_{when}_run{n}.json")
-            assert data["isolated"] and data["glibc_tunables"] == HEAP and "--configs fast-shared --isolate" in data["command"]
-            seconds.append(fast_shared_share(data)[0]["s_per_step"])
-    ratio = statistics.mean(steps["before"]) / statistics.mean(steps["after"])
-    assert (f"{steps['before'][0]:.2f} and {steps['before'][1]:.2f} s/step before, {steps['after'][0]:.2f} and "
-            f"{steps['after'][1]:.2f} after, {ratio:.2f}x on the means") in text
+    assert steps_in_turn("gqa", 2)[2] in text
     rows = table_rows("train-throughput-epyc-mlp-gqa")
     assert [row[0] for row in rows] == [f"`{name}`" for name in GQA_RUNS]
     tuned = []
@@ -1287,13 +1303,12 @@ def test_grouped_query_attention_speed_is_its_json():
 DORA_RUNS = {"before": ("isolated_heap_dora",), "after": ("isolated_heap_dora_traced", "isolated_heap_dora_traced_run2")}
 
 
-def dora_speed_sentence(json_name: str) -> tuple[str, float, float]:
+def dora_speed_sentence(data: dict) -> tuple[str, float, float]:
     """What the README says of a DoRA ``trl-tuned``/``fast-shared`` run, its ratio, and its share of the peak with every
     matmul counted (DoRA's own norms and rescaling are not counted)."""
-    data = throughput_run(f"cpu_epyc_batch32_mlp_{json_name}.json")
     assert data["isolated"] and data["glibc_tunables"] == HEAP and "--use-dora " in data["command"]
     assert data["command"].count("--lora-target-modules gate_proj,up_proj,down_proj") == 1
-    tuned, fast = (next(r for r in data["results"] if r["name"] == name) for name in ("trl-tuned", "fast-shared"))
+    tuned, fast = (config_result(data, name) for name in ("trl-tuned", "fast-shared"))
     ratio = data["speedups_samples_per_s"]["fast-shared vs trl-tuned"]
     peak = higher_peak(data, "bf16", "bfloat16")
     share = fast["gflops_all"] / peak
@@ -1308,40 +1323,30 @@ def test_dora_speed_sentences_are_their_json():
     (a worktree of the code before it, in turn), are their committed runs'; the README says which targets the shipped
     recipe's runs meet exactly as they do."""
     text = " ".join(README.split())
-    for when, names in DORA_RUNS.items():
-        for name in names:
-            assert dora_speed_sentence(name)[0] in text, name
-    after = [dora_speed_sentence(name)[1:] for name in DORA_RUNS["after"]]
-    ratios, shares = [r for r, _ in after], [s for _, s in after]
+    runs = {when: [throughput_run(f"cpu_epyc_batch32_mlp_{name}.json") for name in names]
+            for when, names in DORA_RUNS.items()}
+    said = {when: [dora_speed_sentence(data) for data in records] for when, records in runs.items()}
+    for sentence, _, _ in (*said["before"], *said["after"]):
+        assert sentence in text
+    ratios, shares = [r for _, r, _ in said["after"]], [s for _, _, s in said["after"]]
+    assert (f"the 3.5x target is met in {sum(r >= 3.5 for r in ratios)} of the {len(ratios)} runs and the 55% one in "
+            f"{sum(s >= 0.55 for s in shares)}") in text
     # why the ratio is above plain LoRA's: the eager baseline pays for DoRA, the compiled trainer little
-    dora_runs = [throughput_run(f"cpu_epyc_batch32_mlp_{name}.json") for name in DORA_RUNS["after"]]
     plain_runs = [throughput_run(f"cpu_epyc_batch32_mlp_{name}.json") for name in GQA_RUNS]
 
-    def seconds(runs: list[dict], config: str) -> list[float]:
-        return [next(r for r in d["results"] if r["name"] == config)["s_per_step"] for d in runs]
+    def step_times(records: list[dict], config: str) -> list[float]:
+        return [config_result(data, config)["s_per_step"] for data in records]
 
     plain_ratios = [d["speedups_samples_per_s"]["fast-shared vs trl-tuned"] for d in plain_runs]
     assert min(ratios) > max(plain_ratios)
     assert f"higher than plain LoRA's ({min(plain_ratios):.2f}-{max(plain_ratios):.2f}x above)" in text
-    extra = statistics.mean(seconds(dora_runs, "trl-tuned")) - statistics.mean(seconds(plain_runs, "trl-tuned"))
-    tuned, fast = seconds(plain_runs, "trl-tuned"), seconds(plain_runs, "fast-shared")
+    tuned, fast = step_times(plain_runs, "trl-tuned"), step_times(plain_runs, "fast-shared")
+    extra = statistics.mean(step_times(runs["after"], "trl-tuned")) - statistics.mean(tuned)
     assert (f"about {extra:.1f} s a step more than its plain-LoRA runs above ({min(tuned):.2f}-{max(tuned):.2f} "
             "s/step)") in text
-    traced = seconds(dora_runs, "fast-shared")
+    traced = step_times(runs["after"], "fast-shared")
     assert f"({min(traced):.2f}-{max(traced):.2f} against {min(fast):.2f}-{max(fast):.2f} s/step)" in text
-    assert (f"the 3.5x target is met in {sum(r >= 3.5 for r in ratios)} of the {len(after)} runs and the 55% one in "
-            f"{sum(s >= 0.55 for s in shares)}") in text
-    steps: dict[str, list[float]] = {"before": [], "after": []}
-    for when, seconds in steps.items():
-        for n in (1, 2, 3):
-            data = throughput_run(f"cpu_epyc_batch32_mlp_dora_traced_{when}_run{n}.json")
-            assert data["isolated"] and data["glibc_tunables"] == HEAP and "--use-dora " in data["command"]
-            assert "--steps 8 " in data["command"] and "--configs fast-shared --isolate" in data["command"]
-            seconds.append(fast_shared_share(data)[0]["s_per_step"])
-    ratio = statistics.mean(steps["before"]) / statistics.mean(steps["after"])
-    assert (f"{', '.join(f'{t:.2f}' for t in steps['before'][:-1])} and {steps['before'][-1]:.2f} s/step before, "
-            f"{', '.join(f'{t:.2f}' for t in steps['after'][:-1])} and {steps['after'][-1]:.2f} after, "
-            f"{ratio:.2f}x on the means") in text
+    assert steps_in_turn("dora_traced", 3, ("--use-dora ", "--steps 8 "))[2] in text
     traced = [t for t, _ in _train_and_scoring_seconds(RESULTS / SHIPPED[0])]
     untraced = [t for t, _ in _train_and_scoring_seconds(RESULTS / ROUNDS[23][0])]
     assert (f"round 23's recipe files trained in {min(traced):,.0f}-{max(traced):,.0f} s after it against "

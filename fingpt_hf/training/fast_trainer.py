@@ -118,6 +118,16 @@ def repeated_layers(model: torch.nn.Module) -> torch.nn.ModuleList | None:
     return best
 
 
+_PEFT_DEQUANTIZE_MODULE_WEIGHT = dora.dequantize_module_weight
+
+
+def _plain_linear_weight_first(module: torch.nn.Module) -> torch.Tensor:
+    """peft's ``dequantize_module_weight``, without its torchao type test for a plain ``nn.Linear``."""
+    if type(module) is torch.nn.Linear and type(module.weight) is torch.nn.Parameter:
+        return module.weight
+    return _PEFT_DEQUANTIZE_MODULE_WEIGHT(module)
+
+
 def trace_dora_in_one_graph() -> None:
     """Let ``torch.compile`` trace peft's DoRA layers without breaking the graph (idempotent).
 
@@ -128,17 +138,7 @@ def trace_dora_in_one_graph() -> None:
     quantized, and for it peft's helper returns the weight as is; so does this one, without the test. Every
     other module (bitsandbytes, torchao, HQQ weights) still goes to peft's helper.
     """
-    peft_helper = dora.dequantize_module_weight
-    if getattr(peft_helper, "plain_linear_first", False):
-        return
-
-    def dequantize_module_weight(module: torch.nn.Module) -> torch.Tensor:
-        if type(module) is torch.nn.Linear and type(module.weight) is torch.nn.Parameter:
-            return module.weight
-        return peft_helper(module)
-
-    dequantize_module_weight.plain_linear_first = True  # type: ignore[attr-defined]
-    dora.dequantize_module_weight = dequantize_module_weight
+    dora.dequantize_module_weight = _plain_linear_weight_first
 
 
 def compile_repeated_layers(model: torch.nn.Module) -> int:
