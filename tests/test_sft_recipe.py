@@ -240,6 +240,67 @@ def test_lora_top_layers_adapts_only_the_last_layers(tmp_path, tiny_model):
         parse(tiny_sft_recipe(tiny_model, lora_top_layers=-1), tmp_path)
 
 
+def test_loraplus_gives_b_and_dora_magnitudes_ratio_times_the_rate(tmp_path, tiny_model):
+    """LoRA+ moves B (and DoRA's magnitudes) at ``loraplus_lr_ratio`` times A's rate, as the trainer runs it.
+
+    Adam's first update of an element is its rate times the sign of its gradient (m/sqrt(v) = g/|g|), so after one
+    step of a constant schedule the largest change of B and of the magnitudes is the rate they got. B starts at zero
+    and the magnitudes at the base weight's row norms (read from the tiny model itself); A gets no gradient at step 1
+    (B is zero), so a 1-step run holds A's start, and its largest change by step 2 stays below its own rate."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    lr, ratio = 1.0e-3, 16.0
+    base = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
+
+    def run(steps: int, **extra) -> dict[str, torch.Tensor]:
+        out = tmp_path / f"steps{steps}-{len(extra)}"
+        recipe = tiny_sft_recipe(tiny_model, use_dora=True, learning_rate=lr, max_steps=steps,
+                                 lora_target_modules=["gate_proj", "up_proj", "down_proj"], **extra)
+        return load_file(train(recipe, tmp_path, "--output_dir", str(out)) / "adapter_model.safetensors")
+
+    def largest_change(adapter: dict[str, torch.Tensor], part: str, start) -> float:
+        return max((tensor - start(name)).abs().max().item() for name, tensor in adapter.items() if part in name)
+
+    def row_norms(name: str) -> torch.Tensor:  # ...layers.0.mlp.gate_proj.lora_magnitude_vector -> that weight's
+        key = name.removeprefix("base_model.model.").split(".lora_magnitude_vector")[0] + ".weight"
+        return torch.linalg.norm(base[key], dim=1)
+
+    zero = lambda name: 0.0  # noqa: E731 (B's start)
+    plus, plain = run(1, loraplus_lr_ratio=ratio), run(1)
+    assert any("lora_magnitude_vector" in name for name in plus)
+    assert largest_change(plain, "lora_B", zero) == pytest.approx(lr, rel=1e-3)
+    assert largest_change(plus, "lora_B", zero) == pytest.approx(ratio * lr, rel=1e-3)
+    assert largest_change(plain, "lora_magnitude_vector", row_norms) == pytest.approx(lr, rel=1e-3)
+    assert largest_change(plus, "lora_magnitude_vector", row_norms) == pytest.approx(ratio * lr, rel=1e-3)
+    a_start = {name: t for name, t in plus.items() if "lora_A" in name}
+    assert a_start and all(torch.equal(t, plain[name]) for name, t in a_start.items())  # same seed, A unmoved
+    a_moved = largest_change(run(2, loraplus_lr_ratio=ratio), "lora_A", a_start.__getitem__)
+    assert 0 < a_moved < lr  # A's own rate: at B's it would be up to 16 times this
+    with pytest.raises(FinGPTError, match="loraplus_lr_ratio: 0.5 is out of range"):
+        parse(tiny_sft_recipe(tiny_model, loraplus_lr_ratio=0.5), tmp_path)
+    with pytest.raises(FinGPTError, match="loraplus_lr_ratio: optim 'lomo' cannot be set up here"):
+        train(tiny_sft_recipe(tiny_model, loraplus_lr_ratio=ratio, optim="lomo"), tmp_path,
+              "--output_dir", str(tmp_path / "lomo"))  # lomo_optim is not installed
+    assert not (tmp_path / "lomo").exists()  # refused before the run began
+
+
+def test_loraplus_refuses_an_optimizer_that_builds_its_own_groups(tmp_path, tiny_model, monkeypatch):
+    """LOMO, GaLore and the layer-wise optimizers hand transformers their own groups (``model``, ``params``,
+    ``optimizer_dict``), which would drop LoRA+'s; their packages are not installed here, so transformers'
+    answer for one is stood in for."""
+    import torch
+    from transformers import Trainer
+
+    parsed = parse(tiny_sft_recipe(tiny_model, loraplus_lr_ratio=16.0), tmp_path)
+    monkeypatch.setattr(Trainer, "get_optimizer_cls_and_kwargs",
+                        staticmethod(lambda args, model=None: (torch.optim.SGD, {"lr": 1e-3, "model": model})))
+    with pytest.raises(FinGPTError, match="builds its own parameter groups"):
+        sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit)
+    assert not (tmp_path / "out").exists()
+
+
 def test_backward_stops_below_the_lowest_adapted_layer(tiny_model):
     """With LoRA on the top layer only and no activation checkpointing, nothing below it joins the
     autograd graph: that is where lora_top_layers' speed comes from."""

@@ -61,6 +61,11 @@ class ScriptArguments:
         metadata={"help": "With fast_path: run the leading tokens that rows of a batch share (the "
                           "instruction) once per batch; same loss and gradients, fewer token passes."},
     )
+    loraplus_lr_ratio: float | None = field(
+        default=None,
+        metadata={"help": "LoRA+: B's learning rate (and DoRA's magnitudes') this many times learning_rate, "
+                          "which A keeps (peft's create_loraplus_optimizer; >= 1). Unset: one rate for all."},
+    )
     liger_when_available: bool = field(
         default=False,
         metadata={"help": "Turn on use_liger_kernel when training on CUDA with liger-kernel installed "

@@ -27,6 +27,7 @@ from fingpt_hf.training.checks import (
     check_shared_prefix,
     clear_checkpoints,
 )
+from fingpt_hf.training.loraplus import loraplus_optimizer
 from fingpt_hf.training.recipe import to_plain
 from fingpt_hf.training.run_info import SECRET_KEYS, now_iso, recipe_hash, write_recipe, write_run_info
 from fingpt_hf.training.validation import validate_sft_args
@@ -187,6 +188,7 @@ class RunPlan:
     prompt_style: str
     max_length: int | None
     liger: bool = False
+    optimizer_cls_and_kwargs: tuple[Any, dict[str, Any]] | None = None  # LoRA+ (loraplus_lr_ratio); None: the Trainer's
 
     @property
     def model_info(self) -> dict[str, Any]:
@@ -228,12 +230,15 @@ def prepare_run(script_args: Any, training_args: Any, model_args: Any,
     family = get_family(config)
     check_remote_code(family, training_args.trust_remote_code)
     check_exact_length(config, family, training_args.max_length)
+    optimizer = (loraplus_optimizer(training_args, script_args.loraplus_lr_ratio)
+                 if script_args.loraplus_lr_ratio is not None else None)
     rhash = recipe_hash(recipe)
     resume = resume_point(training_args.output_dir, rhash, script_args.overwrite_output_dir,
                           training_args.resume_from_checkpoint)
     return RunPlan(script_args, training_args, model_args, recipe, rhash, started_at, model_path, config, family,
                    Path(training_args.output_dir), resume, script_args.mixture_config(),
-                   script_args.prompt_style or family.prompt_style, training_args.max_length)
+                   script_args.prompt_style or family.prompt_style, training_args.max_length,
+                   optimizer_cls_and_kwargs=optimizer)
 
 
 def load_training_mixture(plan: RunPlan):
@@ -320,6 +325,7 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
     return _trainer_class(script_args.fast_path)(
         **fast_options, model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows,
         processing_class=tokenizer, data_collator=collator, peft_config=lora_config, callbacks=list(callbacks),
+        optimizer_cls_and_kwargs=plan.optimizer_cls_and_kwargs,
     )
 
 

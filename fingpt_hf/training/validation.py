@@ -80,6 +80,7 @@ RANGES: dict[str, Rule] = {
     "lora_alpha": _above(0),
     "lora_dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "max_length": _at_least(2, integer=True),
+    "loraplus_lr_ratio": _at_least(1),
     "lora_top_layers": Rule(lambda v: v >= 0, "0 (all layers) or a layer count >= 1", True),
     "eval_holdout": Rule(lambda v: v == 0 or 0 < v < 1 or (v >= 1 and float(v).is_integer()),
                          "0 (off), a fraction in (0, 1) or a whole number of rows >= 1"),
