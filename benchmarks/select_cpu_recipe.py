@@ -133,8 +133,8 @@ MLP_DORA = {**MLP_ROWS112, "use_dora": True}
 EARLIER_WARMUP = 0.03
 # Until round 20 the base recipe put LoRA on every linear layer; a candidate that names no placement keeps that.
 EARLIER_LORA_TARGETS = "all-linear"
-# Until round 23 the base recipe had no use_dora key (peft's plain LoRA); a candidate that names none keeps that, and so
-# its recipe (and recipe hash) is the one it was run with.
+# Until round 23 the base recipe had no use_dora key (peft's plain LoRA), and until round 24 no loraplus_lr_ratio (one
+# learning rate); a candidate that names neither keeps that, and so its recipe (and recipe hash) is the one it was run with.
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
@@ -501,6 +501,7 @@ def candidate_recipe(name: str, seed: int) -> dict[str, Any]:
     recipe["warmup_steps"] = EARLIER_WARMUP  # unless the candidate names its own
     recipe["lora_target_modules"] = EARLIER_LORA_TARGETS  # likewise
     recipe.pop("use_dora", None)  # likewise
+    recipe.pop("loraplus_lr_ratio", None)  # likewise (one rate until round 24)
     for key, value in copy.deepcopy(CANDIDATES[name]).items():
         recipe[key] = value
     recipe["seed"] = seed

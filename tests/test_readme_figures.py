@@ -71,7 +71,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round20.json", "cpu-recipe-selection-round20"),
                     ("selection_round21.json", "cpu-recipe-selection-round21"),
                     ("selection_round22.json", "cpu-recipe-selection-round22"),
-                    ("selection_round23.json", "cpu-recipe-selection-round23")]
+                    ("selection_round23.json", "cpu-recipe-selection-round23"),
+                    ("selection_round24.json", "cpu-recipe-selection-round24")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -110,6 +111,8 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
             assert number(row[column["label smoothing"]]) == run["changes"].get("label_smoothing_factor", 0)
         if "DoRA" in column:  # round 23 varies it
             assert row[column["DoRA"]] == ("yes" if run["changes"].get("use_dora") else "no")
+        if "LoRA+ ratio" in column:  # round 24 varies it (B's rate over A's; 1: one rate)
+            assert number(row[column["LoRA+ ratio"]]) == run["changes"].get("loraplus_lr_ratio", 1)
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -182,7 +185,9 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round20.json", "epyc-fiqa8-mlp"),
                                                     ("selection_round21.json", "mlp-rows112"),
                                                     ("selection_round23.json", "gqa-control"),
-                                                    ("selection_round23.json", "mlp-dora")])
+                                                    ("selection_round23.json", "mlp-dora"),
+                                                    ("selection_round24.json", "traced-dora-control"),
+                                                    ("selection_round24.json", "dora-loraplus16")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -216,9 +221,12 @@ ROUNDS = {1: ("cpu_default", "round 1", {"fpb": 3271, "fiqa": 844, "tfns": 8589}
 # Round 21's recipe trained again (rerun_seeds.py, then --collect) on the code since grouped-query attention stopped
 # copying keys and values (other bf16 rounding): shipped from then until round 23, whose control its adapters are.
 AGAIN = ("cpu_default_round21_gqa", "round 21 again", {"fpb": 3266, "fiqa": 794, "tfns": 8584})
-# The shipped default: round 23's choice (DoRA) trained again (rerun_seeds.py, then --collect) from its test phase's
-# recipe files on the code whose compiled layers run DoRA in one graph (other bf16 rounding); the main command gives it.
-SHIPPED = ("cpu_default_round23_traced", "default", {"fpb": 3266, "fiqa": 794, "tfns": 8584})
+# Round 23's choice (DoRA) trained again (rerun_seeds.py, then --collect) from its test phase's recipe files on the code
+# whose compiled layers run DoRA in one graph (other bf16 rounding): shipped from then until round 24, whose control its
+# adapters are.
+TRACED = ("cpu_default_round23_traced", "round 23 again", {"fpb": 3266, "fiqa": 794, "tfns": 8584})
+# The shipped default: round 24's choice (DoRA with LoRA+), its test phase's runs; the main command gives seed 42.
+SHIPPED = ("cpu_default_round24", "default", {"fpb": 3266, "fiqa": 794, "tfns": 8584})
 
 
 def round13_on_the_epyc() -> dict[int, dict]:
@@ -229,11 +237,11 @@ def round13_on_the_epyc() -> dict[int, dict]:
     return {seed: json.loads((directory / name).read_text()) for seed, name in names.items()}
 
 
-@pytest.mark.parametrize("round_number", [*sorted(ROUNDS), "again", "shipped"])
+@pytest.mark.parametrize("round_number", [*sorted(ROUNDS), "again", "traced", "shipped"])
 def test_default_rows_are_the_committed_seed_runs(round_number):
     """Each seed's row is its committed results.json; the mean row is their mean (computed here).
     The shipped default has a row per seed; the rounds keep their mean rows."""
-    directory, label, rows_in = {"shipped": SHIPPED, "again": AGAIN}.get(round_number) or ROUNDS[round_number]
+    directory, label, rows_in = {"shipped": SHIPPED, "again": AGAIN, "traced": TRACED}.get(round_number) or ROUNDS[round_number]
     summary = json.loads((RESULTS / directory / "summary.json").read_text())
     rows = table_rows("cpu-default-table")
     per_seed = []
@@ -251,7 +259,8 @@ def test_default_rows_are_the_committed_seed_runs(round_number):
         assert {s["name"]: s["rows_in"] for s in run["mixture"]["sources"]} == rows_in
         assert recipe["dataset_mixture"].get("exclude_scored_texts", False) == (not isinstance(round_number, int)
                                                                                  or round_number >= 2)
-        assert recipe.get("use_dora", False) == (round_number in ("shipped", 23))
+        assert recipe.get("use_dora", False) == (round_number in ("shipped", "traced", 23))
+        assert recipe.get("loraplus_lr_ratio") == (16.0 if round_number == "shipped" else None)
     [row] = [r for r in rows if r[0] == f"{label}, mean of {len(per_seed)} seeds"]
     assert row[2] == f"benchmarks/results/{directory}"
     means = [sum(column) / len(column) for column in zip(*per_seed)]
@@ -314,8 +323,10 @@ def test_default_command_time_is_training_plus_scoring():
     round23 = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round23.json").read_text())
     control = {r["seed"]: r["train_runtime_seconds"] for r in round23["runs"] if r["candidate"] == "gqa-control"}
     assert sorted(control.values()) == sorted(round(t, 1) for t, _ in _train_and_scoring_seconds(RESULTS / AGAIN[0]))
-    shipped = [t for t, _ in times]
+    shipped = [t for t, _ in _train_and_scoring_seconds(RESULTS / TRACED[0])]  # DoRA's cost: round 23's recipe again
     dora = statistics.mean(shipped) / statistics.mean(control.values())
+    assert (f'so a step does the work of round 23\'s recipe, whose runs on the same code, the "round 23 again" runs, trained '
+            f"in {shipped[0]:,.0f}, {shipped[1]:,.0f} and {shipped[2]:,.0f} s") in text
     untraced = [r["train_runtime_seconds"] for r in sorted(round23["runs"], key=lambda r: r["seed"])
                 if r["candidate"] == "mlp-dora"]
     untraced_ratio = statistics.mean(untraced) / statistics.mean(control.values())
@@ -362,35 +373,43 @@ def test_default_command_time_is_training_plus_scoring():
 def test_default_against_the_floor_fingpt_v31_and_the_recipe_before_is_the_table():
     """The differences the README states are the default's mean weighted F1 (its table row, which
     test_default_rows_are_the_committed_seed_runs checks against the seeds' files) less the TF-IDF floor's
-    results.json, less FinGPT v3.1's published row, and less round 21's recipe on the same code (round 23's control,
-    the "round 21 again" row); that row less the same recipe's runs before the attention change (round 21's row); and
+    results.json, less FinGPT v3.1's published row, and less round 23's recipe on the same code (round 24's control,
+    the "round 23 again" row); that row less round 21's recipe on the same code (round 23's control, the "round 21 again"
+    row) and less round 23's own runs; round 23's own runs less the "round 21 again" row; that row less the same
+    recipe's runs before the attention change (round 21's row); and
     round 21's runs less the recipe before them on the same kind of CPU (round 20's row), each row checked against its
     seeds' files as this one is."""
     text = " ".join(README.split())
     floor = json.loads((RESULTS / "tfidf_logreg" / "results.json").read_text())["results"]
     rows = {r[0]: r for r in table_rows("cpu-default-table")}
-    default, published, again, round21, round20, round23 = (rows[label] for label in (
+    default, published, again, round21, round20, round23, traced = (rows[label] for label in (
         "default, mean of 3 seeds", "FinGPT v3.1", "round 21 again, mean of 3 seeds", "round 21, mean of 3 seeds",
-        "round 20, mean of 3 seeds", "round 23, mean of 3 seeds"))
-    floor_parts, v31_parts, dora_parts, kernel_parts, previous_parts = [], [], [], [], []
+        "round 20, mean of 3 seeds", "round 23, mean of 3 seeds", "round 23 again, mean of 3 seeds"))
+    floor_parts, v31_parts, dora_parts, kernel_parts, previous_parts, loraplus_parts = [], [], [], [], [], []
     untraced_parts, traced_parts = [], []
     for index, name in enumerate(BENCHMARKS):
         column = 5 + 3 * index
         mean, base = number(default[column]), round(100 * floor[name]["metrics"]["f1_weighted"], 2)
         floor_parts.append(f"{SHOWN[name]} {mean:.2f} vs {base:.2f} ({mean - base:+.2f})")
-        dora_parts.append(f"{SHOWN[name]} {mean - number(again[column]):+.2f}")
+        loraplus_parts.append(f"{SHOWN[name]} {mean - number(traced[column]):+.2f}")
+        dora_parts.append(f"{SHOWN[name]} {number(traced[column]) - number(again[column]):+.2f}")
         untraced_parts.append(f"{SHOWN[name]} {number(round23[column]) - number(again[column]):+.2f}")
-        traced_parts.append(f"{SHOWN[name]} {mean - number(round23[column]):+.2f}")
+        traced_parts.append(f"{SHOWN[name]} {number(traced[column]) - number(round23[column]):+.2f}")
         kernel_parts.append(f"{SHOWN[name]} {number(again[column]) - number(round21[column]):+.2f}")
         previous_parts.append(f"{SHOWN[name]} {number(round21[column]) - number(round20[column]):+.2f}")
         if name != "nwgi":
             v31_parts.append(f"{SHOWN[name]} {mean - number(published[column]):+.2f}")
     assert ", ".join(floor_parts) in text
+    fiqa_floor = round(100 * floor["fiqa"]["metrics"]["f1_weighted"], 2)
+    margins = [number(row[8]) - fiqa_floor for row in (default, traced)]
+    assert margins[0] < 5 <= margins[1] and f"FiQA-SA's margin over the floor is below 5 (round 23 again's was {margins[1]:+.2f})" in text
     assert "Against FinGPT v3.1's weighted F1 (the issue's target): " + ", ".join(v31_parts) in text
-    assert ('Against round 21\'s recipe on the same code (the "round 21 again" row, round 23\'s control): '
+    assert ('Against round 23\'s recipe on the same code (the "round 23 again" row, round 24\'s control): '
+            + ", ".join(loraplus_parts)) in text
+    assert ('Round 23 again against round 21\'s recipe on the same code (the "round 21 again" row, round 23\'s control): '
             + ", ".join(dora_parts)) in text
     assert "Round 23's own runs against the same control (its row): " + ", ".join(untraced_parts) in text
-    assert ("Against round 23's own runs (the same recipe files before DoRA ran in one graph), the default: "
+    assert ("Against round 23's own runs (the same recipe files before DoRA ran in one graph), round 23 again: "
             + ", ".join(traced_parts)) in text
     assert ("Against the same recipe's runs before the attention change (round 21's row), round 21 again: "
             + ", ".join(kernel_parts)) in text
@@ -400,14 +419,14 @@ def test_default_against_the_floor_fingpt_v31_and_the_recipe_before_is_the_table
 
 
 def test_the_shipped_cpu_recipe_is_the_chosen_candidate():
-    """The main command trains what was chosen on validation and tested: round 23's candidate (it beat its control's
+    """The main command trains what was chosen on validation and tested: round 24's candidate (it beat its control's
     validation mean, as its rule required), seed 42."""
-    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round23.json").read_text())
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round24.json").read_text())
     chosen = record["test"]["candidate"]
-    assert chosen == "mlp-dora" and record["candidates"][chosen]["seeds"] == [42, 43, 44]
+    assert chosen == "dora-loraplus16" and record["candidates"][chosen]["seeds"] == [42, 43, 44]
     means = {name: sum(r["validation_mean"] for r in record["runs"] if r["candidate"] == name) / 3
-             for name in ("mlp-dora", "gqa-control")}
-    assert means["mlp-dora"] > means["gqa-control"]  # the rule it was tested and shipped by
+             for name in ("dora-loraplus16", "traced-dora-control")}
+    assert means["dora-loraplus16"] > means["traced-dora-control"]  # the rule it was tested and shipped by
     changes = next(r["changes"] for r in record["runs"] if r["candidate"] == chosen)
     recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m" / "sft_lora.yaml").read_text())
     assert recipe["seed"] == 42
@@ -672,7 +691,8 @@ def test_round3_seed_42_trained_again_gives_its_recorded_validation_figures():
                                              ("cpu_default_round21", "seed42_main_command_keeps_heap.json"),
                                              ("cpu_default_round21_gqa", "seed42_main_command.json"),
                                              ("cpu_default_round23", "seed42_main_command.json"),
-                                             ("cpu_default_round23_traced", "seed42_main_command.json")])
+                                             ("cpu_default_round23_traced", "seed42_main_command.json"),
+                                             ("cpu_default_round24", "seed42_main_command.json")])
 def test_main_command_reproduction_equals_the_committed_seed_42(directory, name):
     """The README's main command run again gave the committed seed 42's figures (from round 6 on also its
     adapter, byte for byte, on a CPU of the committed run's kind: an AMX Xeon, for rounds 20 and 21 an AMD EPYC)."""
@@ -1125,6 +1145,21 @@ def test_validation_margin_intervals_are_their_json():
             "of the 97.5% that keeps 0 out of the interval)") in text
 
 
+def test_round_24_validation_margin_sentence_is_its_json():
+    """Round 24's validation margin and intervals are its committed bootstrap record's, made by the command quoted, and
+    both intervals hold 0 as the README says."""
+    text = " ".join(README.split())
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round24.json").read_text())
+    assert (record["candidate"], record["against"], record["seeds"]) == ("dora-loraplus16", "traced-dora-control",
+                                                                          [42, 43, 44])
+    rows, both = record["margin"], record["margin_rows_and_seeds"]
+    assert (f"(`{record['command']}`) gives the margin of {rows['mean']['observed']:.2f} the interval "
+            f"{shown_interval(rows['mean'])} from the rows alone and {shown_interval(both['mean'])} with the seeds drawn "
+            f"too (FPB's {rows['fpb']['observed']:.2f}: {shown_interval(rows['fpb'])} and {shown_interval(both['fpb'])}): "
+            "both hold 0") in text
+    assert all(m["mean"]["interval_95"][0] <= 0 <= m["mean"]["interval_95"][1] for m in (rows, both))
+
+
 def test_test_margin_sentence_is_its_json():
     """The test-set intervals the README gives for round 21's recipe against round 20's are their committed record's."""
     text = " ".join(README.split())
@@ -1347,7 +1382,7 @@ def test_dora_speed_sentences_are_their_json():
     traced = step_times(runs["after"], "fast-shared")
     assert f"({min(traced):.2f}-{max(traced):.2f} against {min(fast):.2f}-{max(fast):.2f} s/step)" in text
     assert steps_in_turn("dora_traced", 3, ("--use-dora ", "--steps 8 "))[2] in text
-    traced = [t for t, _ in _train_and_scoring_seconds(RESULTS / SHIPPED[0])]
+    traced = [t for t, _ in _train_and_scoring_seconds(RESULTS / TRACED[0])]
     untraced = [t for t, _ in _train_and_scoring_seconds(RESULTS / ROUNDS[23][0])]
     assert (f"round 23's recipe files trained in {min(traced):,.0f}-{max(traced):,.0f} s after it against "
             f"{min(untraced):,.0f}-{max(untraced):,.0f} s before") in text
@@ -1372,8 +1407,9 @@ def test_lora_dropout_cost_is_its_json():
 @pytest.mark.parametrize("directory, name, against", [
     (AGAIN[0], "test_margin_against_round21.json", "cpu_default_round21"),  # the attention change, same recipe
     (ROUNDS[23][0], "test_margin_against_round21_gqa.json", AGAIN[0]),  # DoRA against round 23's control
-    (SHIPPED[0], "test_margin_against_round21_gqa.json", AGAIN[0]),  # DoRA in one graph against the same control
-    (SHIPPED[0], "test_margin_against_round23.json", ROUNDS[23][0]),  # DoRA in one graph against DoRA before it
+    (TRACED[0], "test_margin_against_round21_gqa.json", AGAIN[0]),  # DoRA in one graph against the same control
+    (TRACED[0], "test_margin_against_round23.json", ROUNDS[23][0]),  # DoRA in one graph against DoRA before it
+    (SHIPPED[0], "test_margin_against_round23_traced.json", TRACED[0]),  # LoRA+ against round 24's control
 ])
 def test_test_margin_sentences_are_their_json(directory, name, against):
     """The intervals the README gives around a test difference (the "round 21 again" runs from round 21's own, the

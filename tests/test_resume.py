@@ -30,7 +30,9 @@ def adapter_weights(directory: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_adapter(tmp_path, default_model_path):
+@pytest.mark.parametrize("adapter", [{}, {"use_dora": True, "loraplus_lr_ratio": 16.0}], ids=["lora", "dora-loraplus"])
+def test_killed_run_resumes_to_the_same_adapter(tmp_path, default_model_path, adapter):
+    """Also with DoRA's magnitudes and LoRA+'s groups (the optimizer state resumes into the same groups)."""
     model = save_tiny_llama(tmp_path / "tiny", default_model_path, tie_word_embeddings=True)
     recipe = {
         "model_name_or_path": str(model), "use_peft": True, "lora_r": 8, "lora_alpha": 16,
@@ -41,7 +43,7 @@ def test_killed_run_resumes_to_the_same_adapter(tmp_path, default_model_path):
         "max_length": 96, "per_device_train_batch_size": 4, "num_train_epochs": 2,  # 16 steps, 2 epochs
         "learning_rate": 3.0e-3, "lr_scheduler_type": "linear", "bf16": False, "use_cpu": True,
         "activation_checkpointing": False, "logging_steps": 1, "save_strategy": "steps", "save_steps": 4,
-        "save_total_limit": 1, "report_to": "none", "seed": 11, "disable_tqdm": True,
+        "save_total_limit": 1, "report_to": "none", "seed": 11, "disable_tqdm": True, **adapter,
     }
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(recipe))
