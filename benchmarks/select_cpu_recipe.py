@@ -47,7 +47,9 @@ again on an AMD EPYC, with round 13's choice as its control there (chosen: LoRA 
 with twice its draws, beyond the budget, to measure how far validation moves with more time (``test`` refuses it); round 23 (``selection_round23.json``)
 compares DoRA with round 21's choice, both on the code of the shipped figures (round 21's choice there is their three
 adapters, scored on validation); round 24 (``selection_round24.json``) compares LoRA+ (B's learning rate 16 times A's) with
-round 23's choice, both on the code of the shipped figures. The record
+round 23's choice, both on the code of the shipped figures. From round 25 on ``test`` also needs the round's bootstrap
+record (``margin_round<N>.json``, benchmarks/validation_margin.py) to put the candidate's validation margin above 0
+(``MARGIN_RULE_FROM_ROUND``). The record
 (``benchmarks/results/cpu_recipe_selection/selection.json``) keeps every run's validation
 figures, training time and CPU (``fingpt_hf.hardware.cpu_description``); ``test`` also copies each seed's ``results.json``,
 ``fingpt_run.json`` and ``recipe.yaml`` to ``benchmarks/results/cpu_default/seed<N>/`` with the mean and spread in
@@ -464,6 +466,11 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.
 PROBES = {"probe-rows2x"}
+# From round 25 on, a candidate's test phase runs (and it ships) only if the paired bootstrap over its validation rows
+# (benchmarks/validation_margin.py, recorded as margin_round<N>.json) puts its margin's 95% interval above 0, from the
+# rows alone: rounds 21, 23 and 24 each shipped a validation lead its rows could not tell from a tie, and none of the
+# three carried over to test. Written after round 24's test phase, before any round 25 result.
+MARGIN_RULE_FROM_ROUND = 25
 CANDIDATES: dict[str, dict[str, Any]] = {name: changes for round_ in ROUNDS.values() for name, changes in round_.items()}
 
 
@@ -670,10 +677,34 @@ def summary_over_seeds(per_seed: dict[int, dict[str, float]], command: str, **ab
             "command": command}
 
 
+def check_margin_rule(name: str) -> None:
+    """Refuse, before any test row is read, a candidate of round 25 or later whose validation lead its rows cannot
+    resolve (``MARGIN_RULE_FROM_ROUND``)."""
+    number = round_of(name)
+    if number < MARGIN_RULE_FROM_ROUND:
+        return
+    path = RECORD.with_name(f"margin_round{number}.json")
+    if not path.is_file():
+        raise SystemExit(f"error: from round {MARGIN_RULE_FROM_ROUND} on a candidate is tested only if its validation "
+                         f"margin's interval is above 0: make {path.name} first (benchmarks/validation_margin.py "
+                         f"--candidate {name} ... --json {path})")
+    margin = json.loads(path.read_text())
+    if margin.get("candidate") != name or margin.get("split", "validation") != "validation":
+        raise SystemExit(f"error: {path} is {margin.get('candidate')!r}'s {margin.get('split', 'validation')} margin, "
+                         f"not {name!r}'s on validation")
+    mean = margin["margin"]["mean"]
+    low, high = mean["interval_95"]
+    if low <= 0:
+        raise SystemExit(f"error: {name}'s validation margin over {margin['against']} ({mean['observed']:+.2f}) has "
+                         f"the 95% interval {low:.2f} to {high:.2f}, which holds 0: by the rule from round "
+                         f"{MARGIN_RULE_FROM_ROUND} on it is not tested, and the shipped recipe stays")
+
+
 def test(name: str, out: Path) -> None:
     if name in PROBES:
         raise SystemExit(f"error: {name!r} is a probe (round {round_of(name)}): it breaks the recipe's budget, so its "
                          "test sets are never looked at")
+    check_margin_rule(name)
     record = read_record(name)
     if record["test"] and record["test"]["candidate"] != name:
         raise SystemExit(f"error: the test sets were already looked at for {record['test']['candidate']!r}; "

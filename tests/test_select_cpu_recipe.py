@@ -96,6 +96,36 @@ def test_test_phase_refuses_adapters_that_are_not_the_recorded_runs(tmp_path):
     assert record_path.read_bytes() == before
 
 
+def test_from_round_25_test_needs_a_validation_margin_above_zero(tmp_path, monkeypatch):
+    """Rounds 21, 23 and 24 shipped validation leads their rows could not resolve; from round 25 on ``test`` refuses a
+    candidate, before the record or any test row is touched, unless its bootstrap record puts the margin above 0."""
+    import json
+
+    script = _script()
+    monkeypatch.setattr(script, "RECORD", tmp_path / "selection.json")
+    monkeypatch.setitem(script.ROUNDS, 25, {"r25-candidate": script.CANDIDATES["dora-loraplus16"]})
+    monkeypatch.setitem(script.CANDIDATES, "r25-candidate", script.CANDIDATES["dora-loraplus16"])
+    script.check_margin_rule("dora-loraplus16")  # round 24: its rule was written without it
+    with pytest.raises(SystemExit, match="make margin_round25.json first"):
+        script.test("r25-candidate", tmp_path)
+
+    def margin(candidate: str, low: float, high: float) -> None:
+        (tmp_path / "margin_round25.json").write_text(json.dumps({
+            "candidate": candidate, "against": "traced-dora-control", "split": "validation",
+            "margin": {"mean": {"observed": (low + high) / 2, "interval_95": [low, high]}}}))
+
+    margin("dora-loraplus16", 0.1, 1.0)
+    with pytest.raises(SystemExit, match="is 'dora-loraplus16'.s validation margin, not 'r25-candidate'.s"):
+        script.test("r25-candidate", tmp_path)
+    margin("r25-candidate", -1.02, 1.51)  # round 24's own margin
+    with pytest.raises(SystemExit, match=r"interval -1.02 to 1.51, which holds 0: .* it is not tested"):
+        script.test("r25-candidate", tmp_path)
+    assert not (tmp_path / "selection_round25.json").exists()  # refused before the record was written
+    margin("r25-candidate", 0.05, 1.51)
+    with pytest.raises(SystemExit, match="has no finished run"):  # past the rule, on to the runs
+        script.test("r25-candidate", tmp_path)
+
+
 def test_round_4_control_is_round_3s_choice():
     script = _script()
     assert script.CANDIDATES["control-b32-more"] == script.CANDIDATES["clean-b32-more"]
