@@ -130,13 +130,12 @@ FIQA8_MLP = {**FIQA8_WARMUP10, "lora_target_modules": ["gate_proj", "up_proj", "
 MLP_ROWS112 = {**FIQA8_MLP, "dataset_mixture": mixture(1.68, 9.0, 1.13, exclude_scored_texts=True)}
 # Round 23's choice (the recipe shipped after it), which round 24 runs again as its control.
 MLP_DORA = {**MLP_ROWS112, "use_dora": True}
-# Rounds 1-12 ran with the base recipe's warmup at the time (3% of the steps); their candidates keep it whatever the
-# base recipe says now.
-EARLIER_WARMUP = 0.03
-# Until round 20 the base recipe put LoRA on every linear layer; a candidate that names no placement keeps that.
-EARLIER_LORA_TARGETS = "all-linear"
-# Until round 23 the base recipe had no use_dora key (peft's plain LoRA), and until round 24 no loraplus_lr_ratio (one
-# learning rate); a candidate that names neither keeps that, and so its recipe (and recipe hash) is the one it was run with.
+# Keys the base recipe changed or gained after the early rounds, at the value a candidate that does not name them ran
+# with (None: the key was absent), so that its recipe (and recipe hash) is the one it was run with whatever the base
+# recipe says now: rounds 1-12 warmed up over 3% of the steps; until round 20 LoRA sat on every linear layer; until
+# round 23 there was no use_dora (peft's plain LoRA), until round 24 no loraplus_lr_ratio (one learning rate).
+EARLIER_VALUES: dict[str, Any] = {"warmup_steps": 0.03, "lora_target_modules": "all-linear", "use_dora": None,
+                                  "loraplus_lr_ratio": None}
 ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # The old recipe's row budget (16,423 draws, ~1,027 steps of 16) on the train splits less their
     # validation rows: FPB 3,271, FiQA-SA 844, TFNS 8,589 rows.
@@ -505,10 +504,11 @@ def write_json(path: Path, data: Any) -> None:
 
 def candidate_recipe(name: str, seed: int) -> dict[str, Any]:
     recipe = yaml.safe_load(BASE_RECIPE.read_text())
-    recipe["warmup_steps"] = EARLIER_WARMUP  # unless the candidate names its own
-    recipe["lora_target_modules"] = EARLIER_LORA_TARGETS  # likewise
-    recipe.pop("use_dora", None)  # likewise
-    recipe.pop("loraplus_lr_ratio", None)  # likewise (one rate until round 24)
+    for key, value in EARLIER_VALUES.items():  # unless the candidate names its own
+        if value is None:
+            recipe.pop(key, None)
+        else:
+            recipe[key] = value
     for key, value in copy.deepcopy(CANDIDATES[name]).items():
         recipe[key] = value
     recipe["seed"] = seed
