@@ -30,9 +30,12 @@ def adapter_weights(directory: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adapter", [{}, {"use_dora": True, "loraplus_lr_ratio": 16.0}], ids=["lora", "dora-loraplus"])
+@pytest.mark.parametrize("adapter", [{}, {"use_dora": True, "loraplus_lr_ratio": 16.0},
+                                     {"use_dora": True, "loraplus_lr_ratio": 16.0, "ema_decay": 0.9}],
+                         ids=["lora", "dora-loraplus", "dora-loraplus-ema"])
 def test_killed_run_resumes_to_the_same_adapter(tmp_path, default_model_path, adapter):
-    """Also with DoRA's magnitudes and LoRA+'s groups (the optimizer state resumes into the same groups)."""
+    """Also with DoRA's magnitudes and LoRA+'s groups (the optimizer state resumes into the same groups), and with
+    ema_decay (the average resumes from the checkpoint's optimizer state, not from the resumed weights)."""
     model = save_tiny_llama(tmp_path / "tiny", default_model_path, tie_word_embeddings=True)
     recipe = {
         "model_name_or_path": str(model), "use_peft": True, "lora_r": 8, "lora_alpha": 16,

@@ -283,12 +283,14 @@ def test_round_22_probe_doubles_round_21s_draws_and_its_test_phase_is_refused(tm
     (23, "mlp-dora", "mlp-rows112", {"use_dora": (None, True)}),
     (24, "traced-dora-control", "mlp-dora", {}),  # round 23's choice on the code of the shipped figures
     (24, "dora-loraplus16", "mlp-dora", {"learning_rate": (2.0e-3, 5.0e-4), "loraplus_lr_ratio": (None, 16.0)}),
+    (25, "loraplus-control", "dora-loraplus16", {}),  # round 24's choice, as round 25's control
+    (25, "loraplus-ema995", "dora-loraplus16", {"ema_decay": (None, 0.995)}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
     """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else
     (round 17's change is tested on its own above); round 20's two are round 13's choice and round 19's candidate; round
     23's are round 21's choice and it with DoRA; round 24's round 23's choice and it with LoRA+ (A's rate 5e-4, B's 16
-    times it: 2e-3 their geometric mean)."""
+    times it: 2e-3 their geometric mean); round 25's round 24's choice and it with the adapter's moving average."""
     script = _script()
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number

@@ -301,6 +301,59 @@ def test_loraplus_refuses_an_optimizer_that_builds_its_own_groups(tmp_path, tiny
     assert not (tmp_path / "out").exists()
 
 
+def test_ema_decay_saves_the_average_of_the_weights_after_each_step(tmp_path, tiny_model):
+    """With ``ema_decay`` the saved adapter is the average of the weights after each optimizer step (the first
+    step's weights, then ``d * average + (1 - d) * weights``), computed here from the weights a callback of the
+    test copies after every step; DoRA's magnitudes are averaged like A and B. Without it, the last step's."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    decay, steps = 0.6, 5
+
+    class CopyWeights(TrainerCallback):
+        def __init__(self):
+            self.after_step: list[dict[str, torch.Tensor]] = []
+
+        def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+            self.after_step.append({name.replace(".default", ""): p.detach().clone()
+                                    for name, p in model.named_parameters() if p.requires_grad})
+
+    def run(**extra):
+        copies = CopyWeights()
+        recipe = tiny_sft_recipe(tiny_model, use_dora=True, max_steps=steps, learning_rate=1e-2,
+                                 lr_scheduler_type="constant", lora_target_modules=["gate_proj", "down_proj"],
+                                 **extra)
+        parsed = parse(recipe, tmp_path, "--output_dir", str(tmp_path / f"ema{len(extra)}"))
+        out = sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args,
+                                 recipe=parsed.explicit, callbacks=[copies])
+        return load_file(out / "adapter_model.safetensors"), copies.after_step
+
+    def saved_name(name: str) -> str:  # peft saves a magnitude vector's weight under the module's name
+        return name.removesuffix(".weight") if "lora_magnitude_vector" in name else name
+
+    averaged, after_step = run(ema_decay=decay)
+    assert len(after_step) == steps
+    expected = dict(after_step[0])
+    for weights in after_step[1:]:
+        expected = {name: decay * expected[name] + (1 - decay) * w for name, w in weights.items()}
+    assert {saved_name(n) for n in expected} == set(averaged) and any("magnitude" in n for n in averaged)
+    for name, value in expected.items():
+        torch.testing.assert_close(averaged[saved_name(name)], value, rtol=1e-5, atol=1e-7)
+    last = {saved_name(n): w for n, w in after_step[-1].items()}
+    assert max((averaged[n] - w).abs().max().item() for n, w in last.items()) > 1e-3  # not the last step's
+    plain, plain_steps = run()
+    for name, value in plain_steps[-1].items():
+        torch.testing.assert_close(plain[saved_name(name)], value, rtol=0, atol=0)
+    with pytest.raises(FinGPTError, match="ema_decay: 1.0 is out of range"):
+        parse(tiny_sft_recipe(tiny_model, ema_decay=1.0), tmp_path)
+    with pytest.raises(FinGPTError, match="ema_decay cannot be used with load_best_model_at_end"):
+        parse(tiny_sft_recipe(tiny_model, ema_decay=0.9, load_best_model_at_end=True, eval_holdout=8,
+                              eval_strategy="steps", save_strategy="steps"), tmp_path)
+    with pytest.raises(FinGPTError, match="ema_decay cannot be used with deepspeed"):
+        parse(tiny_sft_recipe(tiny_model, ema_decay=0.9, deepspeed=str(REPO / "ds_configs" / "zero2.json")), tmp_path)
+
+
 def test_backward_stops_below_the_lowest_adapted_layer(tiny_model):
     """With LoRA on the top layer only and no activation checkpointing, nothing below it joins the
     autograd graph: that is where lora_top_layers' speed comes from."""

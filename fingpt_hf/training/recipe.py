@@ -66,6 +66,12 @@ class ScriptArguments:
         metadata={"help": "LoRA+: B's learning rate (and DoRA's magnitudes') this many times learning_rate, "
                           "which A keeps (peft's create_loraplus_optimizer; >= 1). Unset: one rate for all."},
     )
+    ema_decay: float | None = field(
+        default=None,
+        metadata={"help": "Save an exponential moving average of the adapter's weights (updated after every "
+                          "optimizer step, this much of the old average kept; 0 < x < 1, e.g. 0.995 averages "
+                          "about the last 200 steps) instead of the last step's. Unset: the last step's."},
+    )
     liger_when_available: bool = field(
         default=False,
         metadata={"help": "Turn on use_liger_kernel when training on CUDA with liger-kernel installed "

@@ -303,6 +303,7 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
                   callbacks: Sequence[Any] = ()):
     """TRL's ``SFTTrainer`` (or ``FastSFTTrainer`` with ``fast_path``) over the tokenized rows."""
     from fingpt_hf.training.collator import AnswerOnlyCollator
+    from fingpt_hf.training.ema import AdapterEMACallback
     from fingpt_hf.training.liger import enable_liger_when_available
 
     script_args, training_args = plan.script_args, plan.training_args
@@ -322,9 +323,12 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
     plan.liger = enable_liger_when_available(training_args, script_args.liger_when_available)
     if note := emulated_bf16_warning(training_args.device.type, training_args.bf16):
         logger.warning(note)
+    callbacks = list(callbacks)
+    if script_args.ema_decay is not None:
+        callbacks.append(AdapterEMACallback(script_args.ema_decay))
     return _trainer_class(script_args.fast_path)(
         **fast_options, model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows,
-        processing_class=tokenizer, data_collator=collator, peft_config=lora_config, callbacks=list(callbacks),
+        processing_class=tokenizer, data_collator=collator, peft_config=lora_config, callbacks=callbacks,
         optimizer_cls_and_kwargs=plan.optimizer_cls_and_kwargs,
     )
 

@@ -81,6 +81,7 @@ RANGES: dict[str, Rule] = {
     "lora_dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "max_length": _at_least(2, integer=True),
     "loraplus_lr_ratio": _at_least(1),
+    "ema_decay": Rule(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "lora_top_layers": Rule(lambda v: v >= 0, "0 (all layers) or a layer count >= 1", True),
     "eval_holdout": Rule(lambda v: v == 0 or 0 < v < 1 or (v >= 1 and float(v).is_integer()),
                          "0 (off), a fraction in (0, 1) or a whole number of rows >= 1"),
@@ -88,6 +89,13 @@ RANGES: dict[str, Rule] = {
     "save_total_limit": _at_least(1, integer=True),
     "dataloader_num_workers": _at_least(0, integer=True),
     "seed": _at_least(0, integer=True),
+}
+
+#: Why each option cannot go with ``ema_decay`` (the average lives in the optimizer's per-parameter state).
+_EMA_CONFLICTS = {
+    "deepspeed": "ZeRO shards the optimizer's state, where the average is kept",
+    "fsdp": "FSDP flattens the parameters the average is kept for",
+    "load_best_model_at_end": "the best checkpoint holds the trained weights, not their average",
 }
 
 #: ``X_steps`` that must be positive when ``X_strategy`` is "steps" (0 would silently disable
@@ -218,6 +226,11 @@ def check_values(values: Mapping[str, Any], where: Locator, paths: bool = True) 
     for option in ("compile_layers", "shared_prefix"):
         if plain.get(option) is True and plain.get("fast_path") is False:
             problems.append(f"{where(option)} needs fast_path: true (it is false)")
+    if plain.get("ema_decay") is not None:
+        for option in ("deepspeed", "fsdp", "load_best_model_at_end"):
+            if plain.get(option):
+                problems.append(f"{where('ema_decay')} cannot be used with {option} "
+                                f"({_EMA_CONFLICTS[option]}); unset one of them")
     if paths:
         problems += check_paths(plain, where)
     return problems
