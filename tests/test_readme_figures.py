@@ -72,7 +72,8 @@ SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_roun
                     ("selection_round21.json", "cpu-recipe-selection-round21"),
                     ("selection_round22.json", "cpu-recipe-selection-round22"),
                     ("selection_round23.json", "cpu-recipe-selection-round23"),
-                    ("selection_round24.json", "cpu-recipe-selection-round24")]
+                    ("selection_round24.json", "cpu-recipe-selection-round24"),
+                    ("selection_round25.json", "cpu-recipe-selection-round25")]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -113,6 +114,8 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
             assert row[column["DoRA"]] == ("yes" if run["changes"].get("use_dora") else "no")
         if "LoRA+ ratio" in column:  # round 24 varies it (B's rate over A's; 1: one rate)
             assert number(row[column["LoRA+ ratio"]]) == run["changes"].get("loraplus_lr_ratio", 1)
+        if "EMA decay" in column:  # round 25 varies it ("none": the last step's weights)
+            assert row[column["EMA decay"]] == str(run["changes"].get("ema_decay", "none"))
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -187,7 +190,9 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round23.json", "gqa-control"),
                                                     ("selection_round23.json", "mlp-dora"),
                                                     ("selection_round24.json", "traced-dora-control"),
-                                                    ("selection_round24.json", "dora-loraplus16")])
+                                                    ("selection_round24.json", "dora-loraplus16"),
+                                                    ("selection_round25.json", "loraplus-control"),
+                                                    ("selection_round25.json", "loraplus-ema995")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -1159,6 +1164,36 @@ def test_round_24_validation_margin_sentence_is_its_json():
             f"too (FPB's {rows['fpb']['observed']:.2f}: {shown_interval(rows['fpb'])} and {shown_interval(both['fpb'])}): "
             "both hold 0") in text
     assert all(m["mean"]["interval_95"][0] <= 0 <= m["mean"]["interval_95"][1] for m in (rows, both))
+
+
+def test_round_25_is_a_tie_its_control_the_shipped_adapters_scored_again():
+    """Round 25's control scored round 24's choice's adapters on validation again: the same figures as round 24's record
+    (two separate scorings). The candidate's three-seed mean is not above the control's, and its margin and intervals
+    are the committed bootstrap record's, made by the command quoted; the rows' interval holds 0."""
+    text = " ".join(README.split())
+    records = {n: json.loads((RESULTS / "cpu_recipe_selection" / f"selection_round{n}.json").read_text())
+               for n in (24, 25)}
+    figures = {n: {r["seed"]: r["validation_f1_weighted"] for r in records[n]["runs"] if r["candidate"] == name}
+               for n, name in ((24, "dora-loraplus16"), (25, "loraplus-control"))}
+    assert figures[24] == figures[25] and sorted(figures[25]) == [42, 43, 44]
+
+    def mean_of_seeds(name: str) -> float:  # as the rule compares them: the seeds' validation means
+        return sum(r["validation_mean"] for r in records[25]["runs"] if r["candidate"] == name) / 3
+
+    control, candidate = mean_of_seeds("loraplus-control"), mean_of_seeds("loraplus-ema995")
+    assert candidate <= control and "86.54 against 86.56" in text
+    assert (round(candidate, 2), round(control, 2)) == (86.54, 86.56)
+    assert records[25]["test"] is None  # not chosen: test not looked at
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round25.json").read_text())
+    assert (record["candidate"], record["against"], record["seeds"]) == ("loraplus-ema995", "loraplus-control",
+                                                                          [42, 43, 44])
+    rows, both = record["margin"], record["margin_rows_and_seeds"]
+    assert (f"(`{record['command']}`) is {rows['mean']['observed']:.2f} with the interval {shown_interval(rows['mean'])} "
+            f"from the rows alone and {shown_interval(both['mean'])} with the seeds drawn too, FiQA-SA's "
+            f"{rows['fiqa']['observed']:.2f} {shown_interval(rows['fiqa'])}: a tie") in text
+    assert rows["mean"]["interval_95"][0] <= 0 <= rows["mean"]["interval_95"][1]
+    times = [r["train_runtime_seconds"] for r in records[25]["runs"] if r["candidate"] == "loraplus-ema995"]
+    assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s" in text
 
 
 def test_test_margin_sentence_is_its_json():
