@@ -301,10 +301,12 @@ def test_loraplus_refuses_an_optimizer_that_builds_its_own_groups(tmp_path, tiny
     assert not (tmp_path / "out").exists()
 
 
-def test_ema_decay_saves_the_average_of_the_weights_after_each_step(tmp_path, tiny_model):
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-trainer", "trl-sfttrainer"])
+def test_ema_decay_saves_the_average_of_the_weights_after_each_step(tmp_path, tiny_model, fast_path):
     """With ``ema_decay`` the saved adapter is the average of the weights after each optimizer step (the first
     step's weights, then ``d * average + (1 - d) * weights``), computed here from the weights a callback of the
-    test copies after every step; DoRA's magnitudes are averaged like A and B. Without it, the last step's."""
+    test copies after every step; DoRA's magnitudes are averaged like A and B. Without it, the last step's. With
+    FastSFTTrainer and with TRL's own SFTTrainer (``fast_path: false``)."""
     import torch
     from safetensors.torch import load_file
     from transformers import TrainerCallback
@@ -323,7 +325,7 @@ def test_ema_decay_saves_the_average_of_the_weights_after_each_step(tmp_path, ti
         copies = CopyWeights()
         recipe = tiny_sft_recipe(tiny_model, use_dora=True, max_steps=steps, learning_rate=1e-2,
                                  lr_scheduler_type="constant", lora_target_modules=["gate_proj", "down_proj"],
-                                 **extra)
+                                 fast_path=fast_path, **extra)
         parsed = parse(recipe, tmp_path, "--output_dir", str(tmp_path / f"ema{len(extra)}"))
         out = sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args,
                                  recipe=parsed.explicit, callbacks=[copies])
