@@ -1151,14 +1151,19 @@ def test_validation_margin_intervals_are_their_json():
             "of the 97.5% that keeps 0 out of the interval)") in text
 
 
+def margin_record(round_number: int, candidate: str, against: str) -> tuple[dict, dict, dict]:
+    """A round's committed validation-margin record (checked to be the candidate against the control over seeds
+    42-44), with its rows-only and rows-and-seeds margins."""
+    record = json.loads((RESULTS / "cpu_recipe_selection" / f"margin_round{round_number}.json").read_text())
+    assert (record["candidate"], record["against"], record["seeds"]) == (candidate, against, [42, 43, 44])
+    return record, record["margin"], record["margin_rows_and_seeds"]
+
+
 def test_round_24_validation_margin_sentence_is_its_json():
     """Round 24's validation margin and intervals are its committed bootstrap record's, made by the command quoted, and
     both intervals hold 0 as the README says."""
     text = " ".join(README.split())
-    record = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round24.json").read_text())
-    assert (record["candidate"], record["against"], record["seeds"]) == ("dora-loraplus16", "traced-dora-control",
-                                                                          [42, 43, 44])
-    rows, both = record["margin"], record["margin_rows_and_seeds"]
+    record, rows, both = margin_record(24, "dora-loraplus16", "traced-dora-control")
     assert (f"(`{record['command']}`) gives the margin of {rows['mean']['observed']:.2f} the interval "
             f"{shown_interval(rows['mean'])} from the rows alone and {shown_interval(both['mean'])} with the seeds drawn "
             f"too (FPB's {rows['fpb']['observed']:.2f}: {shown_interval(rows['fpb'])} and {shown_interval(both['fpb'])}): "
@@ -1184,10 +1189,7 @@ def test_round_25_is_a_tie_its_control_the_shipped_adapters_scored_again():
     assert candidate <= control and "86.54 against 86.56" in text
     assert (round(candidate, 2), round(control, 2)) == (86.54, 86.56)
     assert records[25]["test"] is None  # not chosen: test not looked at
-    record = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round25.json").read_text())
-    assert (record["candidate"], record["against"], record["seeds"]) == ("loraplus-ema995", "loraplus-control",
-                                                                          [42, 43, 44])
-    rows, both = record["margin"], record["margin_rows_and_seeds"]
+    record, rows, both = margin_record(25, "loraplus-ema995", "loraplus-control")
     assert (f"(`{record['command']}`) is {rows['mean']['observed']:.2f} with the interval {shown_interval(rows['mean'])} "
             f"from the rows alone and {shown_interval(both['mean'])} with the seeds drawn too, FiQA-SA's "
             f"{rows['fiqa']['observed']:.2f} {shown_interval(rows['fiqa'])}: a tie") in text
