@@ -356,6 +356,18 @@ def test_ema_decay_saves_the_average_of_the_weights_after_each_step(tmp_path, ti
         parse(tiny_sft_recipe(tiny_model, ema_decay=0.9, deepspeed=str(REPO / "ds_configs" / "zero2.json")), tmp_path)
 
 
+def test_ema_decay_refuses_an_adapter_that_is_not_float32():
+    """A bfloat16 average would round away steps of ``1 - decay``: refused when training starts, naming the option."""
+    import torch
+
+    from fingpt_hf.training.ema import AdapterEMACallback
+
+    weights = torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))
+    with pytest.raises(FinGPTError, match="ema_decay: the trained weights are torch.bfloat16"):
+        AdapterEMACallback(0.9).on_train_begin(None, None, None, optimizer=torch.optim.SGD([weights], lr=0.1))
+    AdapterEMACallback(0.9).on_train_begin(None, None, None, optimizer=torch.optim.SGD([torch.nn.Parameter(torch.zeros(4))], lr=0.1))
+
+
 def test_backward_stops_below_the_lowest_adapted_layer(tiny_model):
     """With LoRA on the top layer only and no activation checkpointing, nothing below it joins the
     autograd graph: that is where lora_top_layers' speed comes from."""
