@@ -227,10 +227,9 @@ def check_values(values: Mapping[str, Any], where: Locator, paths: bool = True) 
         if plain.get(option) is True and plain.get("fast_path") is False:
             problems.append(f"{where(option)} needs fast_path: true (it is false)")
     if plain.get("ema_decay") is not None:
-        for option in ("deepspeed", "fsdp", "load_best_model_at_end"):
+        for option, why in _EMA_CONFLICTS.items():
             if plain.get(option):
-                problems.append(f"{where('ema_decay')} cannot be used with {option} "
-                                f"({_EMA_CONFLICTS[option]}); unset one of them")
+                problems.append(f"{where('ema_decay')} cannot be used with {option} ({why}); unset one of them")
     if paths:
         problems += check_paths(plain, where)
     return problems
