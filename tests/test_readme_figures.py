@@ -833,6 +833,37 @@ def test_three_seeds_on_another_cpu_are_stated_as_measured(case):
     assert ("The quality target is not met on this CPU either." in text) == (not met)
 
 
+def test_shipped_recipe_validation_on_the_xeon_is_stated_as_measured():
+    """The Xeon reruns' adapters (the same ones their test records scored: adapter hashes equal) scored on the
+    validation rows: the README's per-seed and per-set means, and their differences from round 24's record of the same
+    recipe on the EPYC, are the files'."""
+    directory = RESULTS / SHIPPED[0] / "reproduction"
+    sets = ("fpb", "fiqa", "tfns")
+    figures = {}
+    for seed, tested in shipped_on_the_xeon().items():
+        results = json.loads((directory / f"seed{seed}_validation_xeon.json").read_text())["results"]
+        assert sorted(results) == sorted(sets) and all(results[b]["split"] == "validation" for b in sets)
+        assert {results[b]["adapter"]["hash"] for b in sets} == {tested["results"]["results"]["fpb"]["adapter"]["hash"]}
+        figures[seed] = {b: round(100 * results[b]["metrics"]["f1_weighted"], 2) for b in sets}
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round24.json").read_text())
+    epyc = {r["seed"]: r["validation_f1_weighted"] for r in record["runs"] if r["candidate"] == "dora-loraplus16"}
+    assert sorted(epyc) == sorted(figures) and all(not r["cpu"]["amx"] for r in record["runs"])
+
+    def described(by_seed: dict[int, dict[str, float]]) -> tuple[str, dict[str, float]]:
+        per_seed = [round(statistics.mean(by_seed[seed].values()), 2) for seed in sorted(by_seed)]  # as records keep them
+        means = {b: round(statistics.mean(f[b] for f in by_seed.values()), 2) for b in sets}
+        return (f"{per_seed[0]:.2f}, {per_seed[1]:.2f} and {per_seed[2]:.2f} and " +
+                ", ".join(f"{SHOWN[b]} {means[b]:.2f}" for b in sets) +
+                f" (mean {statistics.mean(per_seed):.2f})"), means
+
+    (xeon, here), (theirs, there) = described(figures), described(epyc)
+    recorded = {r["seed"]: r["validation_mean"] for r in record["runs"] if r["candidate"] == "dora-loraplus16"}
+    assert theirs.startswith(f"{recorded[42]:.2f}, {recorded[43]:.2f} and {recorded[44]:.2f} and ")  # the record's own
+    text = " ".join(README.split())
+    assert (f"the three Xeon adapters give per-seed means {xeon}, against round 24's record of the same recipe files on "
+            f"the EPYC, {theirs}: " + ", ".join(f"{SHOWN[b]} {here[b] - there[b]:+.2f}" for b in sets)) in text
+
+
 def test_round3_seed_42_on_an_amx_cpu_is_stated_as_measured():
     """The same recipe and rows (content hash) on another CPU: the README's figures and differences
     are the rerun's validation results against round 3's record, and its first logged loss."""
