@@ -49,6 +49,14 @@ full-vocabulary logits (hundreds of MB a step), so ``trl-tuned`` run after ``trl
 would fault in afresh every step if run alone (README, Speed, for the measured difference). ``glibc_tunables`` in the
 output records ``GLIBC_TUNABLES`` (e.g. ``glibc.malloc.mmap_max=0`` keeps every block on the heap).
 
+``--profile-steps N`` runs N more steps after the timed ones under ``torch.profiler`` (``step_timer.StepProfiler``)
+and adds to each result where their time went (``profile``): the self time of the matmuls (``aten::mm``, ``bmm``,
+``addmm``, ``baddbmm``), of inductor's fused C++ kernels, and of everything else, against the steps' wall time; the
+matmuls' own rate (each call's FLOPs from its recorded shapes over its time, by shape too) and the useful FLOPs of
+``gflops_all`` per second of matmul time, the share the step would reach were it all matmuls. So that the fused kernels
+are named in the profile, inductor's ``cpp.enable_kernel_profile`` is set before compiling: then the timed steps'
+kernels open a profiler record too (with no profiler listening), so quote speeds from runs without the option.
+
 Ratios are printed against each baseline that ran: ``trl-default`` (TRL's SFTConfig defaults, which turn
 gradient checkpointing on), ``trl-tuned`` (the fair one: plain SFTTrainer with the same
 settings as the fast trainer, no checkpointing, length-grouped batches) and ``trl-compiled`` (``trl-tuned`` with
@@ -213,8 +221,12 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
 
     from fingpt_hf.families.lora import all_linear_targets, top_layers
     from fingpt_hf.training.fast_trainer import FastSFTTrainer
-    from step_timer import StepTimer
+    from step_timer import StepProfiler, StepTimer
 
+    if args.profile_steps:  # name each compiled C++ kernel in the profile (set before anything compiles)
+        from torch._inductor import config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     n_body = body_linear_params(model)
@@ -228,7 +240,8 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
     n_backward = work.backward_linear_params
     with tempfile.TemporaryDirectory() as out:
         sft_args = SFTConfig(
-            output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
+            output_dir=out, per_device_train_batch_size=args.batch_size,
+            max_steps=args.warmup + args.steps + args.profile_steps,
             logging_steps=1, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
             use_cpu=True,  # TRL defaults to bf16=True, which transformers refuses on CPU without it
             **({} if native_bf16 else {"bf16": False}), **cfg.overrides,
@@ -241,20 +254,40 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
         trainer.data_collator = counter
         timer = StepTimer()
         trainer.add_callback(timer)
+        profiler = StepProfiler(args.warmup + args.steps, args.profile_steps)
+        trainer.add_callback(profiler)
         trainer.train()
-    ends = timer.ends
+    ends = timer.ends[: args.warmup + args.steps + 1]  # the profiled steps after them are not timed
     seconds = ends[-1][0] - ends[args.warmup][0]
     cpu_seconds = (ends[-1][1] - ends[args.warmup][1]) / torch.get_num_threads()
+
+    def work_of(batches: list[tuple[int, int, int, int, int]]) -> tuple[int, int | None, int, int]:
+        """Counted FLOPs, FLOPs with LoRA's and attention's matmuls (None without q/k/v), token passes that ran,
+        attended pairs, for these batches."""
+        ran = sum(b[0] - b[3] for b in batches)  # the token passes that really ran
+        pairs = sum(b[4] for b in batches)
+        flops = 2 * (n_body + n_backward) * ran + 4 * vocab_x_hidden * sum(b[1] for b in batches)
+        flops_all = (None if work.attention_flops_per_pair is None
+                     else flops + work.lora_flops_per_token * ran + work.attention_flops_per_pair * pairs)
+        return flops, flops_all, ran, pairs
+
     timed = counter.batches[args.warmup: args.warmup + args.steps]
     real = sum(b[0] for b in timed)
-    answer = sum(b[1] for b in timed)
     padded = sum(b[2] for b in timed)
-    ran = real - sum(b[3] for b in timed)  # the token passes that really ran
-    flops = 2 * (n_body + n_backward) * ran + 4 * vocab_x_hidden * answer
-    pairs = sum(b[4] for b in timed)
-    flops_all = (None if work.attention_flops_per_pair is None
-                 else flops + work.lora_flops_per_token * ran + work.attention_flops_per_pair * pairs)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    flops, flops_all, ran, pairs = work_of(timed)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h][: args.warmup + args.steps]
+    profile = None
+    if args.profile_steps:
+        profile = profiler.breakdown()
+        # the collator also builds the batch after the last step (the data loader reads one ahead): not profiled
+        profiled = counter.batches[args.warmup + args.steps: args.warmup + args.steps + args.profile_steps]
+        profile["padded_tokens_per_step"] = sum(b[2] for b in profiled) / args.profile_steps
+        profiled_flops_all = work_of(profiled)[1]
+        matmul_s = profile["self_s_per_step"]["matmul"]
+        # the useful FLOPs (``gflops_all``'s count) per second of matmul time: the rate the share would have if the
+        # step were all matmuls (None without q/k/v projections to count attention's)
+        profile["useful_gflops_all_per_matmul_s"] = (None if profiled_flops_all is None or not matmul_s
+                                                     else profiled_flops_all / args.profile_steps / matmul_s / 1e9)
     return {
         "name": cfg.name, "note": cfg.note, "bf16": bool(trainer.args.bf16 or getattr(trainer, "fast_bf16", False)),
         "pid": os.getpid(),
@@ -268,6 +301,7 @@ def run_config(cfg: Config, model_path: str, dataset, args, native_bf16: bool) -
                            "tokens_ran": ran / args.steps, "attended_pairs": pairs / args.steps},
         "cpu_s_per_step": cpu_seconds / args.steps, "gflops_cpu": flops / cpu_seconds / 1e9,
         "first_loss": losses[0] if losses else float("nan"), "last_loss": losses[-1] if losses else float("nan"),
+        **({"profile": profile} if profile else {}),
     }
 
 
@@ -325,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use-dora", action="store_true",
                         help="DoRA instead of plain LoRA, for every configuration (the CPU recipe's since round 23); "
                              "its per-weight norms and rescaling are not in the counted FLOPs")
+    parser.add_argument("--profile-steps", type=int, default=0,
+                        help="after the timed steps, this many more steps recorded by torch.profiler: where their "
+                             "time went (matmuls, compiled kernels, the rest) goes into each result's 'profile'")
     parser.add_argument("--data-dir", default=None, help="FinGPT data mirror (default: $FINGPT_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--output", default=None, help="also write the figures to this JSON file")
@@ -348,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
+    if args.profile_steps < 0:
+        parser.error(f"--profile-steps must be 0 or more, not {args.profile_steps}")
     model_path = resolve_model_path(args.model)
     dataset = None if args.isolate else load_rows(200 * args.batch_size, args.data_dir)
     native_bf16 = cpu_supports_bf16()
@@ -371,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
               f"({res['gflops'] / peak:.0%} of the first peak) | by CPU time: {res['cpu_s_per_step']:.2f} s/step "
               f"{res['gflops_cpu']:.1f} GFLOP/s ({res['gflops_cpu'] / peak_cpu:.0%} of the first peak) | "
               f"loss {res['first_loss']:.3f}->{res['last_loss']:.3f}  [{res['note']}]", flush=True)
+        if "profile" in res:
+            prof = res["profile"]
+            wall = prof["wall_s_per_step"]
+            parts = ", ".join(f"{kind} {s:.2f} s ({s / wall:.0%})" for kind, s in prof["self_s_per_step"].items())
+            print(f"{'':15s} profiled {prof['steps']} more steps: {wall:.2f} s/step; self time {parts}; the matmuls "
+                  f"ran {prof['matmul_gflops_ran'] or float('nan'):.0f} GFLOP/s of their own FLOPs, "
+                  f"{prof['useful_gflops_all_per_matmul_s'] or float('nan'):.0f} of the useful ones", flush=True)
     peak_after, peak_cpu_after = matmul_peak_gflops(args.peak_size, args.peak_repeats, dtype)
     print(f"{dtype_name} matmul peak again: {peak_after:.1f} GFLOP/s wall, {peak_cpu_after:.1f} by CPU time; "
           f"load {os.getloadavg()[0]:.2f}")

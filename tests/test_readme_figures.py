@@ -1627,3 +1627,67 @@ def test_round_22_probe_sentences_are_its_records():
     assert rows["fiqa"]["interval_95"][1] < 0 and rows["mean"]["interval_95"][0] < 0 < rows["mean"]["interval_95"][1]
     assert (f"Seed 42 trained in {runs[42]['train_runtime_seconds']:,.0f} s" in text
             and f"seed 43 in {runs[43]['train_runtime_seconds']:,.0f} s" in text)
+
+
+PROFILE_CONFIGS = ("trl-tuned", "trl-compiled", "fast-shared")
+
+
+def profile_row(res: dict) -> list[str]:
+    """A ``--profile-steps`` result as the profile table shows it: the profiled steps' wall time, the shares of it in
+    matmuls, fused C++ kernels, other ops and outside any op, the matmuls' own rate and the useful one."""
+    prof = res["profile"]
+    wall, parts = prof["wall_s_per_step"], prof["self_s_per_step"]
+    shares = [parts[kind] / wall for kind in ("matmul", "compiled_kernels", "other")]
+    return [f"{wall:.2f}", *(f"{x:.0%}" for x in shares), f"{1 - sum(shares):.0%}",
+            f"{prof['matmul_gflops_ran']:,.0f}", f"{prof['useful_gflops_all_per_matmul_s']:,.0f}"]
+
+
+def matmul_rate(shapes: list[dict]) -> tuple[float, float]:
+    """Seconds a step and GFLOP/s of these matmul shapes together."""
+    seconds = sum(m["self_s_per_step"] for m in shapes)
+    return seconds, sum(m["gflops"] * m["self_s_per_step"] for m in shapes) / seconds
+
+
+def test_where_the_step_goes_on_amx_is_its_json():
+    """The shipped recipe's shape on the Intel Xeon with AMX, profiled after its timed steps: the table's rows are the
+    record's, and every figure the paragraphs give is read from the profile (the matmuls by their recorded shapes)."""
+    data = throughput_run("cpu_amx_batch32_mlp_isolated_heap_dora_compiled_profiled.json")
+    assert "--profile-steps 4 " in data["command"] and "--use-dora " in data["command"]
+    assert data["cpu"]["amx"] and data["cpu"]["avx512_bf16"]
+    res = {r["name"]: r for r in data["results"]}
+    rows = table_rows("train-throughput-amx-profile")
+    assert [row[0] for row in rows] == [f"`{name}`" for name in PROFILE_CONFIGS]
+    for row, name in zip(rows, PROFILE_CONFIGS):
+        assert row[1:] == profile_row(res[name])
+    assert against_compiled_row(data)  # the same heap and isolation as the timed runs above
+    text = " ".join(README.split())
+    peak = higher_peak(data, "bf16", "bfloat16")
+    shared = res["fast-shared"]
+    prof = shared["profile"]
+    shapes = prof["matmul_shapes"]
+    mlp = [m for m in shapes if (m["shapes"][0][-1], m["shapes"][1][-1]) in ((576, 1536), (1536, 576))
+           and m["shapes"][0][0] not in (576, 1536)]  # a row per token: the frozen MLP weights' products
+    lora = [m for m in shapes if 16 in m["shapes"][0] + m["shapes"][1]]  # a factor of LoRA's rank
+    mlp_rates = [m["gflops"] for m in mlp]
+    lora_s, lora_rate = matmul_rate(lora)
+    [kernel] = [op for op in prof["top_ops"] if "cpp_fused" in op["name"]][:1]
+    assert "silu_backward" in kernel["name"]
+    expected = [
+        f"its timed steps ran {shared['gflops'] / peak:.0%} of the peak ({peak:,.0f} GFLOP/s, the higher of the two "
+        f"timed in this run)",
+        f"the matmuls' own FLOPs (from their shapes) ran at {prof['matmul_gflops_ran']:,.0f} GFLOP/s, "
+        f"{prof['matmul_gflops_ran'] / peak:.0%} of the peak",
+        f"the frozen MLP weights' products ran at {min(mlp_rates):,.0f}-{max(mlp_rates):,.0f} GFLOP/s",
+        f"LoRA's rank-16 products took {lora_s:.2f} s a step at {lora_rate:,.0f} GFLOP/s",
+        f"useful FLOPs at the table's {prof['useful_gflops_all_per_matmul_s']:,.0f} per matmul second, would reach "
+        f"{prof['useful_gflops_all_per_matmul_s'] / peak:.0%} of the peak",
+        f"finds half of the step outside matmuls and the frozen weights' products at "
+        f"{100 * min(mlp_rates) / peak:.0f}-{max(mlp_rates) / peak:.0%} of the peak",
+        f"the costliest, {kernel['self_s_per_step']:.2f} s a step,",
+    ]
+    for sentence in expected:
+        assert sentence in text, sentence
+    tuned = res["trl-tuned"]["profile"]
+    eager = {op["name"]: op["self_s_per_step"] for op in tuned["top_ops"]}
+    assert (f"`aten::mul` and `aten::copy_` alone take {eager['aten::mul'] + eager['aten::copy_']:.2f} s of its "
+            f"{tuned['wall_s_per_step']:.2f} s") in text

@@ -23,12 +23,74 @@ def test_without_native_bf16_every_configuration_and_the_peak_are_float32(
     assert load_benchmark_script("train_throughput").main(["--model", str(default_model_path), "--configs", "trl-default,fast",
                            "--steps", "1", "--warmup", "1", "--batch-size", "2", "--lora-top-layers", "2",
                            "--data-dir", str(data_dir), "--peak-size", "256", "--peak-repeats", "2",
-                           "--output", str(out)]) == 0
+                           "--profile-steps", "1", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["compute_dtype"] == "float32" and "bf16_peak_gflops" not in data
     assert data["fp32_peak_gflops"]["before"] > 0
     assert [(r["name"], r["bf16"]) for r in data["results"]] == [("trl-default", False), ("fast", False)]
     assert data["speedups_samples_per_s"]["fast vs trl-default"] > 0
+    for res in data["results"]:  # one more step after the timed one, profiled; neither configuration compiles
+        profile = res["profile"]
+        assert profile["steps"] == 1 and profile["self_s_per_step"]["compiled_kernels"] == 0
+        assert profile["self_s_per_step"]["matmul"] > 0 and profile["useful_gflops_all_per_matmul_s"] > 0
+        assert profile["matmul_gflops_ran"] > 0 and profile["matmul_shapes"][0]["gflops"] > 0
+        assert sum(profile["self_s_per_step"].values()) <= profile["wall_s_per_step"]
+        assert "aten::mm" in [op["name"] for op in profile["top_ops"]]
+        # the batch whose FLOPs the profile counts is the one it saw run: every product by the MLP's gate and up
+        # weights (and the input gradient through down's) has a row per token of it, padding included
+        rows = {m["shapes"][0][0] for m in profile["matmul_shapes"] if m["shapes"][1] == [576, 1536]}
+        assert rows == {profile["padded_tokens_per_step"]}
+
+
+def test_the_step_profiler_records_only_its_steps_and_splits_matmuls_compiled_kernels_and_the_rest(monkeypatch):
+    """The profile of ``--profile-steps`` covers the steps after the timed ones and nothing else, and sorts the self
+    time into matrix products, inductor's fused C++ kernels (named so only with inductor's ``cpp.enable_kernel_profile``,
+    which ``run_config`` sets; here torch's own compiler names them) and the rest."""
+    from types import SimpleNamespace
+
+    import torch
+    import torch._inductor.config
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from step_timer import StepProfiler
+
+    a, b = torch.randn(256, 128), torch.randn(128, 64)
+    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):
+        fused = torch.compile(lambda x: torch.sigmoid(x) * x + 1)
+        fused(a)  # compiles here, outside the profile
+    profiler, state = StepProfiler(first=1, count=2), SimpleNamespace(global_step=0)
+    for step, work in enumerate([1, 2, 2, 5], start=1):  # steps 2 and 3 are profiled, each runs two products
+        for _ in range(work):
+            torch.mm(a, b)
+        fused(a)
+        torch.flip(a, [0])
+        state.global_step = step
+        profiler.on_step_end(None, state, None)
+    profile = profiler.breakdown(top=100)
+    calls = {op["name"]: op["calls_per_step"] for op in profile["top_ops"]}
+    assert profile["steps"] == 2 and calls["aten::mm"] == 2 and calls["aten::flip"] == 1
+    assert [calls[name] for name in calls if "cpp_fused" in name] == [1]
+    assert all(seconds > 0 for seconds in profile["self_s_per_step"].values())
+    assert sum(profile["self_s_per_step"].values()) <= profile["wall_s_per_step"]
+    [mm] = profile["matmul_shapes"]  # its rate is its FLOPs (2 x 256 x 128 x 64 a call) over its time
+    assert mm["shapes"] == [[256, 128], [128, 64]] and mm["calls_per_step"] == 2
+    assert mm["gflops"] * 1e9 * mm["self_s_per_step"] / mm["calls_per_step"] == pytest.approx(2 * 256 * 128 * 64)
+    assert profile["matmul_gflops_ran"] == pytest.approx(mm["gflops"])
+
+
+@pytest.mark.parametrize("name, shapes, flops", [
+    ("aten::mm", [[5, 3], [3, 7]], 2 * 5 * 3 * 7),
+    ("aten::mm", [[5, 3], [3, 7], [5, 7]], 2 * 5 * 3 * 7),  # inductor's mm(a, b, out=buffer)
+    ("aten::bmm", [[4, 5, 3], [4, 3, 7]], 2 * 4 * 5 * 3 * 7),
+    ("aten::addmm", [[7], [5, 3], [3, 7]], 2 * 5 * 3 * 7),
+    ("aten::baddbmm", [[4, 5, 7], [4, 5, 3], [4, 3, 7]], 2 * 4 * 5 * 3 * 7),
+    ("aten::mm", [[5, 3], [4, 7]], None),  # not a product the profile can have seen: no rate rather than a wrong one
+])
+def test_a_matmuls_flops_come_from_its_factors_shapes(monkeypatch, name, shapes, flops):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from step_timer import matmul_flops
+
+    assert matmul_flops(name, shapes) == flops
 
 
 def test_isolate_runs_each_configuration_in_a_process_of_its_own(monkeypatch, tmp_path, data_dir, default_model_path):
@@ -156,3 +218,9 @@ def test_attended_pairs_are_the_real_queries_entries_of_the_shared_prefix_masks(
               + sum(int(suf_mask[r, 0, : n - s].sum()) for r, (n, s) in enumerate(zip(lengths, starts))))
     assert script.attended_pairs(lengths, plan) == opened
     assert script.attended_pairs(lengths) == sum(n * (n + 1) // 2 for n in lengths) > opened
+
+
+def test_a_negative_profile_step_count_is_refused_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_benchmark_script("train_throughput").main(["--profile-steps", "-1", "--model", "/nonexistent"])
+    assert exit_info.value.code == 2 and "--profile-steps must be 0 or more, not -1" in capsys.readouterr().err
