@@ -391,3 +391,61 @@ def test_train_keeps_freed_memory_on_cpu(tokenizer, fpb_rows, tmp_path, monkeypa
     trainer.args.max_steps = 1
     trainer.train()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_dora_rebuilds_b_times_a_without_an_identity_product_and_to_the_same_bits(autocast, monkeypatch):
+    """The CPU recipe's DoRA rebuilt B times A for its norms at every step by multiplying A by an identity of the layer's
+    input width (about 3% of a step: README, Speed). The trainer's rebuild passes A's transpose instead: peft's own
+    result to the last bit, in float32 and under the trainer's bf16 autocast, with no identity built or multiplied;
+    an A whose weight cannot be read outside its forward (DeepSpeed ZeRO-3 leaves it empty) still goes through peft's."""
+    from peft import get_peft_model
+    from peft.tuners.lora import dora
+    from torch.profiler import ProfilerActivity, profile
+
+    from fingpt_hf.training import fast_trainer
+
+    peft_rebuild = fast_trainer._PEFT_GET_LORA_WEIGHT
+    torch.manual_seed(0)
+    model = get_peft_model(torch.nn.Sequential(torch.nn.Linear(96, 40, bias=False)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["0"], use_dora=True, init_lora_weights=False))
+    layer = model.base_model.model[0]
+    magnitude, lora_a, lora_b = (layer.lora_magnitude_vector["default"], layer.lora_A["default"],
+                                 layer.lora_B["default"])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        expected = peft_rebuild(magnitude, lora_A=lora_a, lora_B=lora_b, adapter_name="default")
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            rebuilt = fast_trainer._lora_weight_without_identity(magnitude, lora_A=lora_a, lora_B=lora_b,
+                                                                 adapter_name="default")
+    assert rebuilt.dtype == expected.dtype and rebuilt.stride() == expected.stride()
+    assert torch.equal(rebuilt, expected)
+    ran = {(event.key, str(event.input_shapes)) for event in prof.key_averages(group_by_input_shape=True)}
+    assert not any(name == "aten::eye" or "[96, 96]" in shapes for name, shapes in ran)
+    monkeypatch.setattr(dora.DoraLinearLayer, "get_lora_weight", peft_rebuild)
+    fast_trainer.skip_dora_identity_product()
+    assert dora.DoraLinearLayer.get_lora_weight is fast_trainer._lora_weight_without_identity
+
+    class Peft:  # stands for peft's rebuild, to see which path a weight takes
+        @staticmethod
+        def __wrapped__(self, lora_A, lora_B, adapter_name=None):
+            return "peft's"
+
+    monkeypatch.setattr(fast_trainer, "_PEFT_GET_LORA_WEIGHT", Peft)
+    rebuild = fast_trainer._lora_weight_without_identity
+    assert isinstance(rebuild(magnitude, lora_A=lora_a, lora_B=lora_b), torch.Tensor)
+    lora_a.weight.data = torch.empty(0)  # a partitioned ZeRO-3 parameter outside its module's forward
+    assert rebuild(magnitude, lora_A=lora_a, lora_B=lora_b) == "peft's"
+
+
+def test_the_trainer_installs_the_identity_free_rebuild_for_dora_models(tokenizer, fpb_rows, tmp_path, monkeypatch):
+    from peft.tuners.lora import dora
+
+    from fingpt_hf.training import fast_trainer
+
+    monkeypatch.setattr(dora.DoraLinearLayer, "get_lora_weight", fast_trainer._PEFT_GET_LORA_WEIGHT)
+    plain = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "lora", peft_config=plain, fast_bf16=False)
+    assert dora.DoraLinearLayer.get_lora_weight is fast_trainer._PEFT_GET_LORA_WEIGHT  # no DoRA: peft left as it is
+    with_dora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", use_dora=True)
+    _trainer(FastSFTTrainer, tokenizer, fpb_rows, tmp_path / "dora", peft_config=with_dora, fast_bf16=False)
+    assert dora.DoraLinearLayer.get_lora_weight is fast_trainer._lora_weight_without_identity

@@ -19,7 +19,8 @@ prompts). Optionally (``compile_layers=True``) each decoder layer is compiled wi
 (regional compilation: the layers share one compiled graph, so the cold start is one layer's
 compile). On CPU this fuses RMSNorm, rotary embeddings and the MLP's activation, which eager
 bf16 runs as separate memory-bound kernels; measured ~17% faster per step on SmolLM2-135M after
-~30 s of compiling. peft's DoRA layers are traced in the same graph (``trace_dora_in_one_graph``).
+~30 s of compiling. peft's DoRA layers are traced in the same graph (``trace_dora_in_one_graph``), and rebuild B
+times A for their norms without an identity product (``skip_dora_identity_product``: the same numbers).
 
 On CPU, ``train()`` also has glibc keep freed memory on its heap (``keep_freed_memory_in_process``): the
 same pages serve every step instead of being unmapped and zeroed again by the kernel (~13% of a step in
@@ -141,6 +142,33 @@ def trace_dora_in_one_graph() -> None:
     dora.dequantize_module_weight = _plain_linear_weight_first
 
 
+_PEFT_GET_LORA_WEIGHT = dora.DoraLinearLayer.get_lora_weight
+
+
+@dora.cache_decorator("lora-weight")
+def _lora_weight_without_identity(self, lora_A, lora_B, adapter_name=None):
+    """peft's ``lora_B(lora_A(eye)).T`` (DoRA's B times A, for its weight norms), without the identity product.
+
+    ``lora_A(eye)`` is A's transpose, exactly: each of its entries is one weight times 1 plus zeros, in float32 or
+    in bf16 under autocast (where the weight is rounded to bf16 as ``lora_A`` would round it). So this passes A's
+    transpose, contiguous like the product's output, to ``lora_B`` itself: the same input, the same product, the same
+    result, without building an identity of the layer's input width and multiplying by it at every step (on the CPU
+    recipe's shape about 3% of a step: README, Speed). peft multiplies by the identity so that FSDP, whose sharded
+    weights cannot be read outside their module's forward, works; such weights (and any A but a plain bias-free
+    ``nn.Linear`` whose weight has its full shape: DeepSpeed ZeRO-3 leaves an empty one) still go through peft's."""
+    weight = lora_A.weight
+    if (type(lora_A) is torch.nn.Linear and lora_A.bias is None and type(weight) is torch.nn.Parameter
+            and weight.shape == (lora_A.out_features, lora_A.in_features)):
+        return lora_B(weight.t().contiguous()).T
+    return _PEFT_GET_LORA_WEIGHT.__wrapped__(self, lora_A, lora_B, adapter_name=adapter_name)
+
+
+def skip_dora_identity_product() -> None:
+    """Have peft's DoRA layers rebuild B times A without an identity product (idempotent; see
+    ``_lora_weight_without_identity``)."""
+    dora.DoraLinearLayer.get_lora_weight = _lora_weight_without_identity
+
+
 def compile_repeated_layers(model: torch.nn.Module) -> int:
     """Compile each decoder layer in place (``nn.Module.compile``: parameter names do not change,
     so checkpoints and adapters are as without it). Returns how many layers were compiled."""
@@ -188,6 +216,8 @@ class FastSFTTrainer(SFTTrainer):
             if answer_only_head:  # the head below smooths without SFTTrainer's extra forward
                 warnings.filterwarnings("ignore", message="`label_smoothing_factor` is deprecated", category=FutureWarning)
             super().__init__(*args, **kwargs)
+        if any(isinstance(module, dora.DoraLinearLayer) for module in self.model.modules()):
+            skip_dora_identity_product()
         self.compiled_layers = compile_repeated_layers(self.model) if compile_layers else 0
         self._bf16_saved: list[tuple[torch.nn.Module, torch.Tensor]] = []
         self.callback_handler.callbacks.insert(0, _RestoreWeightsAtTrainEnd(self))
