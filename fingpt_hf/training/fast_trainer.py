@@ -150,7 +150,8 @@ def _lora_weight_without_identity(self, lora_A, lora_B, adapter_name=None):
     """peft's ``lora_B(lora_A(eye)).T`` (DoRA's B times A, for its weight norms), without the identity product.
 
     ``lora_A(eye)`` is A's transpose, exactly: each of its entries is one weight times 1 plus zeros, in float32 or
-    in bf16 under autocast (where the weight is rounded to bf16 as ``lora_A`` would round it). So this passes A's
+    in bf16 under autocast (where the weight is rounded to bf16 as ``lora_A`` would round it; only a float32 product in
+    TF32, where a GPU allows it, would round A, which this does not). So this passes A's
     transpose, contiguous like the product's output, to ``lora_B`` itself: the same input, the same product, the same
     result, without building an identity of the layer's input width and multiplying by it at every step (on the CPU
     recipe's shape about 3% of a step: README, Speed). peft multiplies by the identity so that FSDP, whose sharded
