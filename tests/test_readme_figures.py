@@ -297,6 +297,11 @@ def test_default_rows_are_the_committed_seed_runs(round_number):
             assert f"seed {seed} {run['log_history'][-1]['train_runtime']:,.0f} s" in text, seed
 
 
+def seed42_steps(directory: str) -> int:
+    """The optimizer steps a committed default's seed 42 trained for (the trainer's own count in its run record)."""
+    return json.loads((RESULTS / directory / "seed42" / "fingpt_run.json").read_text())["log_history"][-1]["step"]
+
+
 def _train_and_scoring_seconds(directory: Path) -> list[tuple[float, float]]:
     """Each seed's train_runtime and the time its results.json says the four test sets took to
     score (rows / examples per second)."""
@@ -333,7 +338,7 @@ def test_default_command_time_is_training_plus_scoring():
     xeon = sorted(r["train_runtime_seconds"] for r in round19["runs"] if r["seed"] != 42)
     assert all(r["cpu"]["amx"] for r in round19["runs"])
     here = shipped_on_the_xeon()[42]  # the main command there, on one day, over the shipped recipe's steps
-    shipped_steps = json.loads((RESULTS / SHIPPED[0] / "seed42" / "fingpt_run.json").read_text())["log_history"][-1]["step"]
+    shipped_steps = seed42_steps(SHIPPED[0])
     assert (f"On the Intel Xeon with AMX the main command trained this recipe in {here['train_runtime']:,.0f} s and took "
             f"{here['wall_seconds_whole_command'] / 60:.1f} minutes in all on one day (below: "
             f"{here['train_runtime'] / shipped_steps:.2f} s per step); there round 20's recipe trained in {xeon[0]:,.0f} and "
@@ -342,8 +347,7 @@ def test_default_command_time_is_training_plus_scoring():
             "AMX on one day") in text
     # This recipe's steps against round 20's (the trainer's own count in the committed runs), at round 20's Xeon times,
     # plus what the main command spent beside training there (round 13's reproduction on the Xeon).
-    steps = {n: json.loads((RESULTS / ROUNDS[n][0] / "seed42" / "fingpt_run.json").read_text())["log_history"][-1]["step"]
-             for n in (21, 20)}
+    steps = {n: seed42_steps(ROUNDS[n][0]) for n in (21, 20)}
     assert (steps[21], steps[20]) == (698, 623) and f"{steps[21] / steps[20] - 1:.0%} more steps" in text
     # DoRA's cost per step: the default's runs against round 21's recipe's on the same code (the "round 21 again" runs,
     # round 23's control), same CPU; and round 23's own runs' (its record), before DoRA ran in one graph
@@ -1713,8 +1717,8 @@ def test_the_identity_free_rebuild_trains_the_xeon_main_commands_adapter_again()
     """The trainer's DoRA rebuild without the identity product (ff3116e) changes no number: the main command after it,
     on the same kind of CPU as the Xeon record, trained the same mixture into an adapter byte for byte equal to that
     record's and scored the same figures; the README's time for it is the record's."""
-    before, after = (json.loads((RESULTS / SHIPPED[0] / "reproduction" / f"seed42_main_command_xeon{tail}.json")
-                                .read_text()) for tail in ("", "_identity_free"))
+    before = shipped_on_the_xeon()[42]
+    after = reruns_on_another_cpu(SHIPPED[0], {42: "seed42_main_command_xeon_identity_free.json"})[42]
     assert after["cpu"] == before["cpu"] and after["mixture_content_hash"] == before["mixture_content_hash"]
     assert "on a clone of ff3116e," in after["what"] and "on a clone of c9e3b6f," in before["what"]
     mine, theirs = after["results"]["results"], before["results"]["results"]
@@ -1728,6 +1732,6 @@ def test_the_identity_free_rebuild_trains_the_xeon_main_commands_adapter_again()
             f"an adapter byte for byte equal to the Xeon record's (same sha256) with the same figures to the last digit "
             f"on all four test sets; the whole command took {minutes:.1f} minutes, "
             f"{'inside' if minutes <= 30 else 'over'} the 30-minute budget") in text
-    steps = json.loads((RESULTS / SHIPPED[0] / "seed42" / "fingpt_run.json").read_text())["log_history"][-1]["step"]
+    steps = seed42_steps(SHIPPED[0])
     assert (f"({after['train_runtime'] / steps:.2f} s per step against the record's "
             f"{before['train_runtime'] / steps:.2f})") in text
