@@ -193,3 +193,107 @@ def test_label_weights_multiply_a_sources_weight_for_their_labels(data_dir):
 def test_bad_label_weights_are_named(label_weights, message):
     with pytest.raises(FinGPTError, match=re.escape(message)):
         MixtureConfig.from_dict({"datasets": [{"name": "fiqa", "label_weights": label_weights}]})
+
+
+def _raw_fiqa_scores(data_dir) -> dict[str, set[float]]:
+    """Each FiQA-2018 sentence's sentiment scores, read from the mirror's CSVs with the csv module alone."""
+    scores: dict[str, set[float]] = {}
+    for split in ("train", "validation", "test"):
+        with open(data_dir / "fiqa-2018" / f"{split}.csv", encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                scores.setdefault(row["sentence"], set()).add(float(row["sentiment_score"]))
+    return scores
+
+
+def test_fiqa_rows_keep_their_scores_only_when_asked(data_dir):
+    """``with_scores`` adds each FiQA-SA row's own score (the one its label was cut from) and nothing else."""
+    plain, scored = load_train_rows("fiqa", data_dir), load_train_rows("fiqa", data_dir, with_scores=True)
+    assert plain.column_names == ["instruction", "input", "output", "dataset"]
+    assert scored.column_names == [*plain.column_names, "sentiment_score"]
+    assert rows_of(scored) == rows_of(plain)
+    raw = _raw_fiqa_scores(data_dir)
+    for text, label, score in zip(scored["input"], scored["output"], scored["sentiment_score"]):
+        assert score in raw[text]
+        assert label == ("negative" if score < -0.1 else "neutral" if score < 0.1 else "positive")
+    with pytest.raises(FinGPTError, match="tfns has no continuous sentiment score; only fiqa does"):
+        load_benchmark("tfns", "test", data_dir, with_scores=True)
+
+
+def test_fiqa_label_probabilities_are_the_noisy_scores_cut_at_fingpts_points():
+    from scipy.stats import norm
+
+    from fingpt_hf.data.labels import fiqa_label_probabilities
+
+    for score in (-0.8, -0.12, -0.1, 0.0, 0.05, 0.1, 0.3):
+        expected = (norm.cdf(-0.1, score, 0.1), norm.cdf(0.1, score, 0.1) - norm.cdf(-0.1, score, 0.1),
+                    norm.sf(0.1, score, 0.1))
+        assert fiqa_label_probabilities(score, 0.1) == pytest.approx(expected, abs=1e-12)
+    assert fiqa_label_probabilities(0.0, 0.1)[1] == pytest.approx(0.682689, abs=1e-6)  # within one sigma
+    assert fiqa_label_probabilities(0.9, 0.1)[2] == pytest.approx(1.0)
+
+
+def test_score_noise_draws_each_copys_label_from_its_rows_score(data_dir):
+    """FiQA-SA's rows x9 with score_noise 0.1: each row's nine copies carry each label within one copy of nine times
+    its probability (scipy's normal distribution, not the code's), rows more than 5 sigma from both cuts keep their
+    label on every copy, and the report counts the copies labelled otherwise."""
+    from scipy.stats import norm
+
+    from fingpt_hf.data.mixture import weight_scored_rows
+
+    rows = load_train_rows("fiqa", data_dir, with_scores=True)
+    source = MixtureSource("fiqa", 9, score_noise=0.1)
+    columns, scores = rows.select_columns(["instruction", "input", "output", "dataset"]), list(rows["sentiment_score"])
+    weighted, relabelled = weight_scored_rows(columns, source, 42, scores)
+    n = len(rows)
+    assert len(weighted) == 9 * n and list(weighted["input"]) == list(rows["input"]) * 9
+    labels = list(weighted["output"])
+    changed = 0
+    for i, (score, own) in enumerate(zip(scores, rows["output"])):
+        copies = Counter(labels[i + k * n] for k in range(9))
+        below_negative, below_neutral = norm.cdf(-0.1, score, 0.1), norm.cdf(0.1, score, 0.1)
+        for label, p in (("negative", below_negative), ("neutral", below_neutral - below_negative),
+                         ("positive", 1 - below_neutral)):
+            assert abs(copies[label] - 9 * p) < 1, (i, score, copies)
+        if min(abs(score + 0.1), abs(score - 0.1)) > 0.5:
+            assert copies == {own: 9}
+        changed += 9 - copies[own]
+    assert relabelled == changed > 0
+    again, _ = weight_scored_rows(columns, source, 42, scores)
+    other, _ = weight_scored_rows(columns, source, 43, scores)
+    assert list(again["output"]) == labels != list(other["output"])
+
+
+def test_score_noise_changes_only_fiqas_labels_in_a_mixture(data_dir):
+    """The same rows in the same order as without score_noise; only FiQA-SA's labels differ, and the summary says
+    how many copies."""
+    weights = {"fpb": 1.68, "fiqa": 9.0, "tfns": 1.13}
+    plain = MixtureConfig.from_weights(weights, exclude_scored_texts=True)
+    noisy = MixtureConfig([MixtureSource("fpb", 1.68), MixtureSource("fiqa", 9.0, score_noise=0.1),
+                           MixtureSource("tfns", 1.13)], exclude_scored_texts=True)
+    (base, _), (mixture, report) = build_mixture(plain, data_dir), build_mixture(noisy, data_dir)
+    assert mixture.column_names == base.column_names
+    differ = 0
+    for a, b in zip(rows_of(base), rows_of(mixture), strict=True):
+        assert (a[0], a[1], a[3]) == (b[0], b[1], b[3])
+        if a[2] != b[2]:
+            assert a[3] == "fiqa"
+            differ += 1
+    [fiqa] = [s for s in report.sources if s.name == "fiqa"]
+    assert fiqa.score_noise == 0.1 and fiqa.relabelled == differ > 0
+    assert f"fiqa train x9: 794 rows -> 7146 (score noise 0.1: {differ} copies labelled otherwise)" in "\n".join(
+        report.summary_lines())
+    assert MixtureConfig.from_dict(noisy.to_dict()) == noisy
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "fpb", "score_noise": 0.1}, "fpb: score_noise: only the fiqa benchmark has continuous scores"),
+    ({"name": "fiqa", "score_noise": 0}, "fiqa: score_noise must be a number > 0 (the score's standard deviation), got 0"),
+    ({"name": "fiqa", "score_noise": "wide"}, "fiqa: score_noise must be a number > 0"),
+    ({"name": "fiqa", "score_noise": True}, "fiqa: score_noise must be a number > 0"),
+    ({"name": "fiqa", "score_noise": float("nan")}, "fiqa: score_noise must be a number > 0"),
+    ({"name": "fiqa", "score_noise": 0.1, "label_weights": {"neutral": 2}},
+     "fiqa: score_noise: cannot be combined with label_weights"),
+])
+def test_bad_score_noise_is_named(entry, message):
+    with pytest.raises(FinGPTError, match=re.escape(message)):
+        MixtureConfig.from_dict({"datasets": [entry]})

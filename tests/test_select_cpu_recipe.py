@@ -266,6 +266,30 @@ def test_round_22_probe_doubles_round_21s_draws_and_its_test_phase_is_refused(tm
     assert (record.read_bytes() if record.exists() else None) == before_bytes
 
 
+def test_round_26_candidate_reads_fiqas_labels_from_its_scores_in_round_24s_choice(data_dir):
+    """Round 26's candidate differs from round 24's choice only in FiQA-SA's score_noise; its mixture has the same
+    rows in the same order (698 steps of 32) and only FiQA-SA's labels differ, on the 532 draws the round's rule
+    names; the control's mixture is the one the shipped figures were trained on (its committed content hash)."""
+    import json
+    import math
+
+    from fingpt_hf.data.mixture import MixtureConfig, build_mixture
+
+    script = _script()
+    [(before, after)] = _changed(script, "xeon-loraplus-control", "loraplus-fiqa-noise10").values()
+    assert [{k: v for k, v in d.items() if k != "score_noise"} for d in after["datasets"]] == before["datasets"]
+    assert [d.get("score_noise") for d in after["datasets"]] == [None, 0.1, None, None]
+    assert script.round_of("loraplus-fiqa-noise10") == 26
+    (old, old_report), (new, report) = (build_mixture(MixtureConfig.from_dict(m), data_dir) for m in (before, after))
+    shipped = json.loads((script.ROOT / "benchmarks/results/cpu_default_round24/seed42/fingpt_run.json").read_text())
+    assert old_report.content_hash == shipped["mixture"]["content_hash"] != report.content_hash
+    assert [s.relabelled for s in report.sources] == [0, 532, 0]
+    assert list(new["input"]) == list(old["input"]) and list(new["dataset"]) == list(old["dataset"])
+    differ = [(d, a, b) for d, a, b in zip(old["dataset"], old["output"], new["output"]) if a != b]
+    assert {d for d, _, _ in differ} == {"fiqa"} and len(differ) == 532
+    assert (len(new), math.ceil(len(new) / 32)) == (22333, 698)
+
+
 @pytest.mark.parametrize("round_number, candidate, base, changes", [
     (10, "fiqa8-lr3e-3", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 3.0e-3)}),
     (11, "fiqa8-lr15e-4", "fpb15-fiqa8-more", {"learning_rate": (2.0e-3, 1.5e-3)}),
@@ -285,6 +309,7 @@ def test_round_22_probe_doubles_round_21s_draws_and_its_test_phase_is_refused(tm
     (24, "dora-loraplus16", "mlp-dora", {"learning_rate": (2.0e-3, 5.0e-4), "loraplus_lr_ratio": (None, 16.0)}),
     (25, "loraplus-control", "dora-loraplus16", {}),  # round 24's choice, as round 25's control
     (25, "loraplus-ema995", "dora-loraplus16", {"ema_decay": (None, 0.995)}),
+    (26, "xeon-loraplus-control", "dora-loraplus16", {}),  # round 24's choice again, on the Intel Xeon with AMX
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
     """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else

@@ -29,6 +29,7 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.1
 VALIDATION_SEED = 2024
 COLUMNS: tuple[str, ...] = ("instruction", "input", "output", "dataset")
+SCORE_COLUMN = "sentiment_score"  # FiQA-SA's continuous score, kept only when asked (``with_scores``)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,14 @@ def _rows(name: str, instructions: list[str], texts: list[str], labels: list[str
     )
 
 
-def fingpt_split(name: str, raw: datasets.DatasetDict, split: str) -> datasets.Dataset:
-    """Turn a source data set (Hub schema) into FinGPT's train or test rows."""
+def fingpt_split(name: str, raw: datasets.DatasetDict, split: str, with_scores: bool = False) -> datasets.Dataset:
+    """Turn a source data set (Hub schema) into FinGPT's train or test rows.
+
+    ``with_scores`` keeps FiQA-SA's continuous score beside its label (column ``SCORE_COLUMN``), for a
+    mixture that reads its labels as noisy (``MixtureSource.score_noise``); only FiQA-SA has one.
+    """
+    if with_scores and name != "fiqa":
+        raise FinGPTError(f"{name} has no continuous sentiment score; only fiqa does")
     import datasets
 
     if name == "fpb":
@@ -72,7 +79,8 @@ def fingpt_split(name: str, raw: datasets.DatasetDict, split: str) -> datasets.D
         part = whole.train_test_split(0.226, seed=42)["train" if split == "train" else "test"]
         instructions = [TWEET_INSTRUCTION if f == "post" else NEWS_INSTRUCTION for f in part["format"]]
         labels = [fiqa_label(float(s)) for s in part["sentiment_score"]]
-        return _rows(name, instructions, part["sentence"], labels)
+        rows = _rows(name, instructions, part["sentence"], labels)
+        return rows.add_column(SCORE_COLUMN, [float(s) for s in part["sentiment_score"]]) if with_scores else rows
     if name == "tfns":
         part = raw["train" if split == "train" else "validation"]
         labels = [TFNS_LABELS[int(x)] for x in part["label"]]
@@ -109,21 +117,22 @@ def validation_indices(name: str, train_rows: int) -> list[int]:
     return sorted(int(i) for i in rng.permutation(train_rows)[:count])
 
 
-def load_benchmark(name: str, split: str = "test", data_dir: str | os.PathLike | None = None) -> datasets.Dataset:
+def load_benchmark(name: str, split: str = "test", data_dir: str | os.PathLike | None = None,
+                   with_scores: bool = False) -> datasets.Dataset:
     """One benchmark split, from the mirror (``data_dir`` / $FINGPT_DATA_DIR) or the Hub."""
     check_name_and_split(name, split)
     source_split = "train" if split == "validation" else split
     if not mirror_has_split(name, source_split, data_dir):
         raise missing_split_error(name, source_split)
-    rows = fingpt_split(name, load_raw(name, data_dir), source_split)
+    rows = fingpt_split(name, load_raw(name, data_dir), source_split, with_scores)
     return rows.select(validation_indices(name, len(rows))) if split == "validation" else rows
 
 
-def load_train_rows(name: str, data_dir: str | os.PathLike | None = None, exclude_validation: bool = True
-                    ) -> datasets.Dataset:
+def load_train_rows(name: str, data_dir: str | os.PathLike | None = None, exclude_validation: bool = True,
+                    with_scores: bool = False) -> datasets.Dataset:
     """FinGPT's train split of ``name``, without its validation rows unless ``exclude_validation``
     is False (FinGPT's own recipes train on the whole split)."""
-    rows = load_benchmark(name, "train", data_dir)
+    rows = load_benchmark(name, "train", data_dir, with_scores)
     if not exclude_validation:
         return rows
     held_out = set(validation_indices(name, len(rows)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 INVALID = "invalid"
 
@@ -22,10 +24,28 @@ NWGI_LABELS = {
 }
 
 
+# FinGPT's fiqa.py cuts FiQA-2018's continuous sentiment score (-1 to 1) at these two points.
+FIQA_NEGATIVE_BELOW = -0.1
+FIQA_NEUTRAL_BELOW = 0.1
+
+
 def fiqa_label(score: float) -> str:
     """FinGPT's fiqa.py ``make_label``: < -0.1 negative, < 0.1 neutral, else positive."""
-    if score < -0.1:
+    if score < FIQA_NEGATIVE_BELOW:
         return "negative"
-    if score < 0.1:
+    if score < FIQA_NEUTRAL_BELOW:
         return "neutral"
     return "positive"
+
+
+def fiqa_label_probabilities(score: float, noise: float) -> tuple[float, float, float]:
+    """P(negative), P(neutral), P(positive) of ``fiqa_label(score + e)`` with e ~ N(0, noise^2).
+
+    FiQA-2018's scores are annotators' judgements on a continuous scale, and the neutral band is
+    only 0.2 wide: a post scored 0.11 is "positive" and one scored 0.09 "neutral". Reading the
+    score as known only to within ``noise`` gives such rows a share of each side's label instead
+    of one hard label (rows far from both cuts keep theirs almost surely).
+    """
+    below_negative = 0.5 * (1 + math.erf((FIQA_NEGATIVE_BELOW - score) / (noise * math.sqrt(2))))
+    below_neutral = 0.5 * (1 + math.erf((FIQA_NEUTRAL_BELOW - score) / (noise * math.sqrt(2))))
+    return below_negative, below_neutral - below_negative, 1 - below_neutral

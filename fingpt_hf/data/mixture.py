@@ -12,6 +12,11 @@ So ``6`` is six copies, ``0.5`` is half the rows, ``2.25`` is two copies plus a 
 A source's ``label_weights`` (e.g. ``{neutral: 3}``) multiply its weight for the rows of those labels
 (label-balanced sampling): each label's rows are weighted on their own, with a sampling stream of
 their own, so naming any label changes which fractional rows are drawn.
+FiQA-SA's ``score_noise`` (e.g. ``0.1``) reads its labels from its continuous scores as known only to
+within that noise (``fingpt_hf.data.labels.fiqa_label_probabilities``): a row's copies carry each label
+in proportion to its probability, by a seeded systematic draw over the copies (the same rows, the same
+count, only labels near FinGPT's cuts at -0.1 and 0.1 change): soft targets, made of whole rows, so
+every trainer trains on them unchanged.
 
 A benchmark's train split enters without its validation rows (``fingpt_hf.data.benchmarks``:
 a seeded 10% slice of train) unless the mixture says ``exclude_validation: false``, as FinGPT's
@@ -35,9 +40,9 @@ from typing import Any, Literal, Mapping
 import datasets
 import numpy as np
 
-from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, load_benchmark, load_train_rows
+from fingpt_hf.data.benchmarks import BENCHMARK_NAMES, COLUMNS, SCORE_COLUMN, load_benchmark, load_train_rows
 from fingpt_hf.data.errors import MissingSplitError
-from fingpt_hf.data.labels import LABELS
+from fingpt_hf.data.labels import LABELS, fiqa_label_probabilities
 from fingpt_hf.data.leakage import normalize_text, scored_texts
 from fingpt_hf.data.names import check_dataset_name
 from fingpt_hf.errors import FinGPTError
@@ -59,12 +64,15 @@ class MixtureSource:
     label_map: dict | None = None
     instruction: str | None = None
     label_weights: dict[str, float] | None = None  # per label, multiplies ``weight`` (label-balanced sampling)
+    score_noise: float | None = None  # FiQA-SA only: labels drawn from its scores read as noisy (soft targets)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise FinGPTError(f"dataset_mixture: a source needs a non-empty 'name', got {self.name!r}")
         if self.label_weights is not None:
             self.label_weights = self._checked_label_weights(self.label_weights)
+        if self.score_noise is not None:
+            self.score_noise = self._checked_score_noise(self.score_noise)
         if self.path is not None:  # a user's name: it becomes the rows' data set name and file names
             check_dataset_name(self.name, f"dataset_mixture: source name (path {self.path})")
         try:
@@ -82,6 +90,16 @@ class MixtureSource:
             hint = (" (validation rows are for choosing recipes, never for training)"
                     if self.split == "validation" else "")
             raise FinGPTError(f"dataset_mixture: {self.name}: split must be 'train' or 'test', got {self.split!r}{hint}")
+
+    def _checked_score_noise(self, given: Any) -> float:
+        where = f"dataset_mixture: {self.name}: score_noise"
+        if self.name != "fiqa" or self.path is not None:
+            raise FinGPTError(f"{where}: only the fiqa benchmark has continuous scores to read labels from")
+        if self.label_weights is not None:
+            raise FinGPTError(f"{where}: cannot be combined with label_weights (a row's label is drawn per copy)")
+        if isinstance(given, bool) or not isinstance(given, (int, float)) or not math.isfinite(given) or given <= 0:
+            raise FinGPTError(f"{where} must be a number > 0 (the score's standard deviation), got {given!r}")
+        return float(given)
 
     def _checked_label_weights(self, given: Any) -> dict[str, float]:
         where = f"dataset_mixture: {self.name}: label_weights"
@@ -226,17 +244,51 @@ def _source_seed(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
+def weighted_indices(rows: int, weight: float, seed: int, name: str) -> np.ndarray:
+    """The row positions ``weight`` makes: ``floor(weight)`` passes over all rows, then a seeded sample
+    (sorted, without replacement) for the fraction."""
+    whole = int(math.floor(weight))
+    extra = weighted_count(rows, weight) - whole * rows
+    sample = np.sort(_source_seed(seed, name).choice(rows, size=extra, replace=False)) if extra else []
+    return np.concatenate([np.tile(np.arange(rows), whole), sample]).astype(np.int64)
+
+
 def apply_weight(dataset: datasets.Dataset, weight: float, seed: int, name: str) -> datasets.Dataset:
     """Repeat ``dataset`` ``floor(weight)`` times and add a seeded sample for the fraction."""
-    whole = int(math.floor(weight))
-    parts = [dataset] * whole
-    extra = weighted_count(len(dataset), weight) - whole * len(dataset)
-    if extra:
-        indices = np.sort(_source_seed(seed, name).choice(len(dataset), size=extra, replace=False))
-        parts.append(dataset.select(indices.tolist()))
-    if not parts:
-        return dataset.select([])
-    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    return dataset.select(weighted_indices(len(dataset), weight, seed, name).tolist())
+
+
+def noisy_score_labels(scores: list[float], indices: np.ndarray, noise: float, seed: int, name: str) -> list[str]:
+    """A label for each copy (``indices``: positions in ``scores``) drawn from ``fiqa_label_probabilities``.
+
+    Systematic sampling per row: its k copies take the quantiles (j + u) / k, j = 0..k-1, of its label
+    distribution (labels ordered by score), with one seeded u per row, so a row's copies carry each
+    label in proportion to its probability up to one copy, and a row far from the cuts keeps its label.
+    """
+    offsets = _source_seed(seed, f"{name}:score_noise").random(len(scores))
+    copies = np.bincount(indices, minlength=len(scores))
+    order = np.argsort(indices, kind="stable")
+    first = np.concatenate([[0], np.cumsum(copies)[:-1]])
+    rank = np.empty(len(indices), dtype=np.int64)
+    rank[order] = np.arange(len(indices)) - first[indices[order]]
+    quantile = (rank + offsets[indices]) / copies[indices]
+    cumulative = np.array([np.cumsum(fiqa_label_probabilities(score, noise)) for score in scores])
+    picked = (quantile[:, None] >= cumulative[indices][:, :2]).sum(axis=1)
+    return [LABELS[i] for i in picked]
+
+
+def weight_scored_rows(rows: datasets.Dataset, source: MixtureSource, seed: int, scores: list[float]
+                       ) -> tuple[datasets.Dataset, int]:
+    """A ``score_noise`` source's rows weighted by its ``weight``, each copy's label drawn from its row's
+    score; also how many copies were labelled otherwise than their row."""
+    if source.score_noise is None or len(scores) != len(rows):
+        raise FinGPTError(f"dataset_mixture: {source.name}: drawing labels from scores needs score_noise and "
+                          "one score per row")
+    indices = weighted_indices(len(rows), source.weight, seed, source.name)
+    weighted = rows.select(indices.tolist())
+    labels = noisy_score_labels(scores, indices, source.score_noise, seed, source.name)
+    relabelled = sum(own != label for own, label in zip(weighted["output"], labels))
+    return weighted.map(lambda _, i: {"output": labels[i]}, with_indices=True), relabelled
 
 
 def weight_source_rows(rows: datasets.Dataset, source: MixtureSource, seed: int) -> datasets.Dataset:
@@ -271,6 +323,8 @@ class SourceReport:
     path: str | None = None
     scored_texts_left_out: int = 0  # rows dropped by exclude_scored_texts (rows_in counts what is left)
     label_weights: dict[str, float] | None = None
+    score_noise: float | None = None
+    relabelled: int = 0  # copies whose label score_noise drew otherwise than the row's own
 
 
 @dataclass
@@ -300,6 +354,8 @@ class MixtureReport:
         lines = [f"{s.name} {s.split} x{s.weight:g}"
                  + (" (" + ", ".join(f"{k} x{v:g}" for k, v in s.label_weights.items()) + ")" if s.label_weights else "")
                  + f": {s.rows_in} rows -> {s.rows_out}"
+                 + (f" (score noise {s.score_noise:g}: {s.relabelled} copies labelled otherwise)"
+                    if s.score_noise is not None else "")
                  + (f" ({s.scored_texts_left_out} rows left out: a test or validation text)"
                     if s.scored_texts_left_out else "") for s in self.sources]
         lines += [f"left out {s.name} {s.split} (x{s.weight:g}): {s.reason}" for s in self.skipped]
@@ -319,10 +375,11 @@ def load_source(source: MixtureSource, data_dir: str | os.PathLike | None = None
 
         return load_custom_dataset(source.path, source.text_column, source.label_column, source.label_map,
                                    instruction=source.instruction, name=source.name)
+    with_scores = source.score_noise is not None
     if source.split == "train":
-        rows = load_train_rows(source.name, data_dir, exclude_validation)
+        rows = load_train_rows(source.name, data_dir, exclude_validation, with_scores)
     else:
-        rows = load_benchmark(source.name, source.split, data_dir)
+        rows = load_benchmark(source.name, source.split, data_dir, with_scores)
     if source.instruction is not None:
         rows = rows.map(lambda _: {"instruction": source.instruction})
     return rows
@@ -362,10 +419,16 @@ def build_mixture(
             keep = [i for i, text in enumerate(rows["input"]) if normalize_text(text) not in scored]
             dropped = len(rows) - len(keep)
             rows = rows.select(keep) if dropped else rows
-        weighted = weight_source_rows(rows.select_columns(list(COLUMNS)), source, config.seed)
+        relabelled = 0
+        if source.score_noise is not None:
+            weighted, relabelled = weight_scored_rows(rows.select_columns(list(COLUMNS)), source, config.seed,
+                                                      list(rows[SCORE_COLUMN]))
+        else:
+            weighted = weight_source_rows(rows.select_columns(list(COLUMNS)), source, config.seed)
         report.sources.append(
             SourceReport(source.name, source.split if source.path is None else "file", source.weight,
-                         len(rows), len(weighted), source.path, dropped, source.label_weights)
+                         len(rows), len(weighted), source.path, dropped, source.label_weights,
+                         source.score_noise, relabelled)
         )
         if len(weighted):
             parts.append(weighted)
