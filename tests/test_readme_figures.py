@@ -50,30 +50,8 @@ def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]
     return sum(values) / 3
 
 
-SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"), ("selection_round2.json", "cpu-recipe-selection-round2"),
-                    ("selection_round3.json", "cpu-recipe-selection-round3"),
-                    ("selection_round4.json", "cpu-recipe-selection-round4"),
-                    ("selection_round5.json", "cpu-recipe-selection-round5"),
-                    ("selection_round6.json", "cpu-recipe-selection-round6"),
-                    ("selection_round7.json", "cpu-recipe-selection-round7"),
-                    ("selection_round8.json", "cpu-recipe-selection-round8"),
-                    ("selection_round9.json", "cpu-recipe-selection-round9"),
-                    ("selection_round10.json", "cpu-recipe-selection-round10"),
-                    ("selection_round11.json", "cpu-recipe-selection-round11"),
-                    ("selection_round12.json", "cpu-recipe-selection-round12"),
-                    ("selection_round13.json", "cpu-recipe-selection-round13"),
-                    ("selection_round14.json", "cpu-recipe-selection-round14"),
-                    ("selection_round15.json", "cpu-recipe-selection-round15"),
-                    ("selection_round16.json", "cpu-recipe-selection-round16"),
-                    ("selection_round17.json", "cpu-recipe-selection-round17"),
-                    ("selection_round18.json", "cpu-recipe-selection-round18"),
-                    ("selection_round19.json", "cpu-recipe-selection-round19"),
-                    ("selection_round20.json", "cpu-recipe-selection-round20"),
-                    ("selection_round21.json", "cpu-recipe-selection-round21"),
-                    ("selection_round22.json", "cpu-recipe-selection-round22"),
-                    ("selection_round23.json", "cpu-recipe-selection-round23"),
-                    ("selection_round24.json", "cpu-recipe-selection-round24"),
-                    ("selection_round25.json", "cpu-recipe-selection-round25")]
+SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"),
+                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 27))]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -116,6 +94,9 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
             assert number(row[column["LoRA+ ratio"]]) == run["changes"].get("loraplus_lr_ratio", 1)
         if "EMA decay" in column:  # round 25 varies it ("none": the last step's weights)
             assert row[column["EMA decay"]] == str(run["changes"].get("ema_decay", "none"))
+        if "FiQA-SA score noise" in column:  # round 26 varies it ("none": FinGPT's hard labels)
+            [fiqa] = [d for d in run["changes"]["dataset_mixture"]["datasets"] if d["name"] == "fiqa"]
+            assert row[column["FiQA-SA score noise"]] == str(fiqa.get("score_noise", "none"))
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -192,7 +173,8 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round24.json", "traced-dora-control"),
                                                     ("selection_round24.json", "dora-loraplus16"),
                                                     ("selection_round25.json", "loraplus-control"),
-                                                    ("selection_round25.json", "loraplus-ema995")])
+                                                    ("selection_round25.json", "loraplus-ema995"),
+                                                    ("selection_round26.json", "loraplus-fiqa-noise10")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -1270,6 +1252,58 @@ def test_round_25_is_a_tie_its_control_the_shipped_adapters_scored_again():
     assert rows["mean"]["interval_95"][0] <= 0 <= rows["mean"]["interval_95"][1]
     times = [r["train_runtime_seconds"] for r in records[25]["runs"] if r["candidate"] == "loraplus-ema995"]
     assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s" in text
+
+
+def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(data_dir):
+    """Round 26's control is round 24's choice's three runs on the Intel Xeon with AMX (their validation files); its
+    candidate ran on that kind of CPU. The README's per-seed means, three-seed means per set, seed-for-seed
+    differences, seed 44's bar and the decision are the files'; the error counts near FiQA-SA's cuts are round 25's
+    committed predictions against the validation rows' own scores."""
+    from fingpt_hf.data.benchmarks import load_benchmark
+
+    text = " ".join(README.split())
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round26.json").read_text())
+    runs = {r["seed"]: r for r in record["runs"]}
+    assert sorted(runs) == [42, 43, 44] and {r["candidate"] for r in runs.values()} == {"loraplus-fiqa-noise10"}
+    directory = RESULTS / SHIPPED[0] / "reproduction"
+    control = {seed: {b: round(100 * m["metrics"]["f1_weighted"], 2) for b, m in json.loads(
+        (directory / f"seed{seed}_validation_xeon.json").read_text())["results"].items()} for seed in runs}
+    xeon = shipped_on_the_xeon()
+    assert all(bf16_kernel_features(r["cpu"]) == bf16_kernel_features(xeon[r["seed"]]["cpu"]) for r in runs.values())
+    assert all(r["cpu"]["amx"] for r in runs.values())
+    sets = ("fpb", "fiqa", "tfns")
+    means = {seed: round(statistics.mean(f.values()), 2) for seed, f in control.items()}
+    control_mean = statistics.mean(means.values())
+    candidate = {seed: r["validation_mean"] for seed, r in runs.items()}
+    assert f"per-seed means {means[42]:.2f}, {means[43]:.2f} and {means[44]:.2f}" in text
+    bar = 3 * control_mean - candidate[42] - candidate[43]
+    assert (f"Its seeds scored {candidate[42]:.2f}, {candidate[43]:.2f} (seed 44 needed above {bar:.2f}, so it ran) "
+            f"and {candidate[44]:.2f}: three-seed means " + ", ".join(
+                f"{SHOWN[b]} {statistics.mean(r['validation_f1_weighted'][b] for r in runs.values()):.2f}" for b in sets)
+            + ", against the control's " + ", ".join(
+                f"{SHOWN[b]} {statistics.mean(f[b] for f in control.values()):.2f}" for b in sets)
+            + f", and the mean of the three sets {statistics.mean(candidate.values()):.2f} against {control_mean:.2f}. "
+            "**Not chosen**") in text
+    assert bar < 88.57 and statistics.mean(candidate.values()) <= control_mean and record["test"] is None
+    moves = {b: [runs[seed]["validation_f1_weighted"][b] - control[seed][b] for seed in (42, 43, 44)] for b in sets}
+    assert "(seed for seed {:+.2f}, {:+.2f}, {:+.2f})".format(*moves["fiqa"]) in text
+    assert "FPB moved {:+.2f}, {:+.2f} and {:+.2f} and TFNS {:+.2f}, {:+.2f} and {:+.2f}".format(
+        *moves["fpb"], *moves["tfns"]) in text
+    times = [runs[seed]["train_runtime_seconds"] for seed in (42, 43, 44)]
+    assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s" in text
+    assert "(2.1 to 2.7 s a step" in text and (min(times) / 698, max(times) / 698) == pytest.approx((2.1, 2.7), abs=0.05)
+
+    rows = load_benchmark("fiqa", "validation", data_dir, with_scores=True)
+    margin = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round25.json").read_text())
+    letter = {"negative": "n", "neutral": "u", "positive": "p"}
+    assert "".join(letter[o] for o in rows["output"]) == margin["gold"]["fiqa"]
+    scores = list(rows["sentiment_score"])
+    near = [min(abs(x + 0.1), abs(x - 0.1)) <= 0.2 for x in scores]
+    errors = [[i for i, (p, g) in enumerate(zip(margin["predictions"]["against"][str(seed)]["fiqa"], margin["gold"]["fiqa"]))
+               if p != g] for seed in (42, 43, 44)]
+    assert {sum(near[i] for i in e) for e in errors} == {8}
+    assert (f"8 of each seed's {len(errors[0])}, {len(errors[1])} and {len(errors[2])} FiQA-SA errors are rows scored "
+            f"within 0.2 of a cut, where {sum(near)} of its {len(scores)} rows are") in text
 
 
 def test_test_margin_sentence_is_its_json():
