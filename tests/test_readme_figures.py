@@ -819,10 +819,9 @@ def test_three_seeds_on_another_cpu_are_stated_as_measured(case):
     assert ("The quality target is not met on this CPU either." in text) == (not met)
 
 
-def test_shipped_recipe_validation_on_the_xeon_is_stated_as_measured():
-    """The Xeon reruns' adapters (the same ones their test records scored: adapter hashes equal) scored on the
-    validation rows: the README's per-seed and per-set means, and their differences from round 24's record of the same
-    recipe on the EPYC, are the files'."""
+def shipped_validation_on_the_xeon() -> dict[int, dict[str, float]]:
+    """The Xeon reruns' adapters scored on the validation rows (``reproduction/seed<S>_validation_xeon.json``), checked
+    to be the adapters their test records scored (adapter hashes equal): weighted F1 per set, x100, by seed."""
     directory = RESULTS / SHIPPED[0] / "reproduction"
     sets = ("fpb", "fiqa", "tfns")
     figures = {}
@@ -831,6 +830,15 @@ def test_shipped_recipe_validation_on_the_xeon_is_stated_as_measured():
         assert sorted(results) == sorted(sets) and all(results[b]["split"] == "validation" for b in sets)
         assert {results[b]["adapter"]["hash"] for b in sets} == {tested["results"]["results"]["fpb"]["adapter"]["hash"]}
         figures[seed] = {b: round(100 * results[b]["metrics"]["f1_weighted"], 2) for b in sets}
+    return figures
+
+
+def test_shipped_recipe_validation_on_the_xeon_is_stated_as_measured():
+    """The Xeon reruns' adapters (the same ones their test records scored: adapter hashes equal) scored on the
+    validation rows: the README's per-seed and per-set means, and their differences from round 24's record of the same
+    recipe on the EPYC, are the files'."""
+    sets = ("fpb", "fiqa", "tfns")
+    figures = shipped_validation_on_the_xeon()
     record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round24.json").read_text())
     epyc = {r["seed"]: r["validation_f1_weighted"] for r in record["runs"] if r["candidate"] == "dora-loraplus16"}
     assert sorted(epyc) == sorted(figures) and all(not r["cpu"]["amx"] for r in record["runs"])
@@ -1259,15 +1267,17 @@ def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(
     candidate ran on that kind of CPU. The README's per-seed means, three-seed means per set, seed-for-seed
     differences, seed 44's bar and the decision are the files'; the error counts near FiQA-SA's cuts are round 25's
     committed predictions against the validation rows' own scores."""
+    from benchmark_scripts import load_benchmark_script
+
     from fingpt_hf.data.benchmarks import load_benchmark
 
+    letter = load_benchmark_script("validation_margin").LETTER  # how the margin records write labels
     text = " ".join(README.split())
     record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round26.json").read_text())
     runs = {r["seed"]: r for r in record["runs"]}
     assert sorted(runs) == [42, 43, 44] and {r["candidate"] for r in runs.values()} == {"loraplus-fiqa-noise10"}
-    directory = RESULTS / SHIPPED[0] / "reproduction"
-    control = {seed: {b: round(100 * m["metrics"]["f1_weighted"], 2) for b, m in json.loads(
-        (directory / f"seed{seed}_validation_xeon.json").read_text())["results"].items()} for seed in runs}
+    control = shipped_validation_on_the_xeon()
+    assert sorted(control) == sorted(runs)
     xeon = shipped_on_the_xeon()
     assert all(bf16_kernel_features(r["cpu"]) == bf16_kernel_features(xeon[r["seed"]]["cpu"]) for r in runs.values())
     assert all(r["cpu"]["amx"] for r in runs.values())
@@ -1295,7 +1305,6 @@ def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(
 
     rows = load_benchmark("fiqa", "validation", data_dir, with_scores=True)
     margin = json.loads((RESULTS / "cpu_recipe_selection" / "margin_round25.json").read_text())
-    letter = {"negative": "n", "neutral": "u", "positive": "p"}
     assert "".join(letter[o] for o in rows["output"]) == margin["gold"]["fiqa"]
     scores = list(rows["sentiment_score"])
     near = [min(abs(x + 0.1), abs(x - 0.1)) <= 0.2 for x in scores]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from statistics import NormalDist
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 INVALID = "invalid"
@@ -46,6 +46,6 @@ def fiqa_label_probabilities(score: float, noise: float) -> tuple[float, float, 
     score as known only to within ``noise`` gives such rows a share of each side's label instead
     of one hard label (rows far from both cuts keep theirs almost surely).
     """
-    below_negative = 0.5 * (1 + math.erf((FIQA_NEGATIVE_BELOW - score) / (noise * math.sqrt(2))))
-    below_neutral = 0.5 * (1 + math.erf((FIQA_NEUTRAL_BELOW - score) / (noise * math.sqrt(2))))
+    read = NormalDist(score, noise)
+    below_negative, below_neutral = read.cdf(FIQA_NEGATIVE_BELOW), read.cdf(FIQA_NEUTRAL_BELOW)
     return below_negative, below_neutral - below_negative, 1 - below_neutral

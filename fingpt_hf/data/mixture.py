@@ -419,12 +419,11 @@ def build_mixture(
             keep = [i for i, text in enumerate(rows["input"]) if normalize_text(text) not in scored]
             dropped = len(rows) - len(keep)
             rows = rows.select(keep) if dropped else rows
-        relabelled = 0
+        columns, relabelled = rows.select_columns(list(COLUMNS)), 0
         if source.score_noise is not None:
-            weighted, relabelled = weight_scored_rows(rows.select_columns(list(COLUMNS)), source, config.seed,
-                                                      list(rows[SCORE_COLUMN]))
+            weighted, relabelled = weight_scored_rows(columns, source, config.seed, list(rows[SCORE_COLUMN]))
         else:
-            weighted = weight_source_rows(rows.select_columns(list(COLUMNS)), source, config.seed)
+            weighted = weight_source_rows(columns, source, config.seed)
         report.sources.append(
             SourceReport(source.name, source.split if source.path is None else "file", source.weight,
                          len(rows), len(weighted), source.path, dropped, source.label_weights,
