@@ -518,6 +518,26 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     "xeon-loraplus-control": DORA_LORAPLUS16,
     "loraplus-fiqa-noise10": {**DORA_LORAPLUS16, "dataset_mixture": with_source_options(
         DORA_LORAPLUS16["dataset_mixture"], "fiqa", score_noise=0.1)},
+}, 27: {
+    # Round 27 runs on an Intel Xeon with AMX, as round 26, on the code that trained round 24's choice's Xeon records
+    # (fingpt_hf/ since changed only where this round's candidate needs it: NEFTune's noise sized for the ordinary
+    # batch under the shared prefix, unused unless a recipe names neftune_noise_alpha). Its control is round 24's
+    # choice, whose Xeon runs are committed (seed<S>_validation_xeon.json: seeds 42-44 86.69, 86.68, 85.94, mean 86.44).
+    # The candidate is the control with NEFTune (Jain et al., 2023; transformers' neftune_noise_alpha): uniform noise
+    # of magnitude alpha / sqrt(L x d) on the input embeddings while training, alpha 5 (the paper's default, set before
+    # any result and not tuned). FiQA-SA's 794 rows are each seen 9 times; with the noise each pass sees them a little
+    # otherwise, a regulariser that costs one random draw per batch (LoRA dropout, the other, costs 1.7x a step).
+    # Same rows, order, steps and learning rates.
+    # Rule, written before any result: as round 26's: the candidate is tested, once, and shipped if its validation
+    # mean over seeds 42-44 (FPB, FiQA-SA, TFNS) is higher than the control's over the same seeds and the 95% interval
+    # of that margin from the rows alone (margin_round27.json) is above 0; otherwise round 24's choice stays and the
+    # candidate's test sets are not looked at. Order: the candidate's seeds 42 and 43 first, against the control's
+    # Xeon records; if its seed 44 would then need a validation mean above the highest of the runs recorded in rounds
+    # 1-26 (88.57), seed 44 is not run and the candidate is not chosen. Otherwise seed 44, and, if the candidate's
+    # mean is above the control's 86.44, the control's three seeds are trained here (for the margin's paired rows,
+    # and as the check that they reproduce the Xeon records) before any decision.
+    "xeon27-loraplus-control": DORA_LORAPLUS16,
+    "loraplus-neftune5": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0},
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.
 PROBES = {"probe-rows2x"}

@@ -198,3 +198,30 @@ def test_models_without_position_ids_train_without_it(mixed_batch):
 def test_recipe_option_needs_the_fast_path():
     with pytest.raises(FinGPTError, match="shared_prefix needs fast_path: true"):
         ScriptArguments(shared_prefix=True, fast_path=False)
+
+
+def test_neftune_noise_is_sized_for_the_ordinary_batch(tokenizer, mixed_batch):
+    """transformers' NEFTune hook draws U(-m, m) with m = alpha / sqrt(L x d), L the sequence it sees: the shared
+    path must give each token the magnitude of the ordinary batch's width, not of the ~15x longer packed sequence."""
+    from transformers.integrations.neftune import activate_neftune
+
+    alpha, width = 5.0, mixed_batch["input_ids"].shape[1]
+    noise = {}
+    for shared in (False, True):
+        model = _tiny("llama", len(tokenizer))
+        assert add_answer_only_lm_head(model.get_base_model(), shared_prefix=shared)
+        model.train()
+        embeddings = model.get_input_embeddings()
+        activate_neftune(model, alpha)
+        seen = []
+        embeddings.register_forward_hook(lambda module, args, out: seen.append((out - module.weight[args[0]]).detach()))
+        model(**dict(mixed_batch), fused_lm_head=True).loss.backward()
+        assert embeddings.neftune_noise_alpha == alpha  # put back after the packed forward
+        (noise[shared],) = seen
+    bound = alpha / math.sqrt(width * 32)
+    assert noise[False].shape[:2] == mixed_batch["input_ids"].shape
+    assert noise[True].shape[1] > 5 * width  # the packed sequence, so an unscaled hook would draw 2x+ smaller noise
+    for drawn in noise.values():
+        # uniform on (-bound, bound): thousands of draws reach within 2% of the bound and never past it
+        assert 0.98 * bound < drawn.abs().max() <= bound * (1 + 1e-5)
+        assert abs(drawn.abs().mean() / bound - 0.5) < 0.02

@@ -15,10 +15,18 @@ for about a third fewer token passes through the decoder.
 
 The prefix never reaches a labelled position: it stops before the token whose hidden state
 predicts the first answer token, so the answer-only head needs only the per-row part.
+
+NEFTune (``neftune_noise_alpha``: transformers' hook adds uniform noise of magnitude alpha / sqrt(L x d) to the
+embeddings, L the batch's padded width) is sized for the ordinary batch's width here, not the packed sequence's
+(``neftune_sized_for_the_batch``). A group's rows then share one noise draw on their common prefix, as they share
+a LoRA dropout mask there; each row's own tokens get their own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -285,16 +293,37 @@ def forward_with_shared_prefix(
     base = config._attn_implementation
     config._attn_implementation = ATTENTION_NAME
     try:
-        hidden = backbone(
-            input_ids=ids,
-            attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool, device=device),  # 4D: used as is (unused)
-            position_ids=positions.unsqueeze(0),
-            use_cache=False,
-            shared_prefix_layout=layout,
-        ).last_hidden_state
+        with neftune_sized_for_the_batch(backbone, packed=ids.shape[1], width=input_ids.shape[1]):
+            hidden = backbone(
+                input_ids=ids,
+                attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool, device=device),  # 4D: used as is (unused)
+                position_ids=positions.unsqueeze(0),
+                use_cache=False,
+                shared_prefix_layout=layout,
+            ).last_hidden_state
     finally:
         config._attn_implementation = base
     return hidden, targets
+
+
+@contextlib.contextmanager
+def neftune_sized_for_the_batch(backbone: nn.Module, packed: int, width: int) -> Iterator[None]:
+    """While the packed sequence runs, scale the embeddings' ``neftune_noise_alpha`` (set by transformers'
+    ``activate_neftune``, if it is) by sqrt(packed / width).
+
+    transformers' hook draws noise of magnitude alpha / sqrt(L x d) with L the length of the sequence it sees:
+    here the packed one (every group's prefix and every row's remainder, ~15x a row), which would shrink the
+    noise ~4x. Scaled, each token gets the noise it would get in the ordinary batch of ``width`` tokens."""
+    embeddings = backbone.get_input_embeddings()
+    alpha = getattr(embeddings, "neftune_noise_alpha", None)
+    if alpha is None:
+        yield
+        return
+    embeddings.neftune_noise_alpha = alpha * math.sqrt(packed / width)
+    try:
+        yield
+    finally:
+        embeddings.neftune_noise_alpha = alpha
 
 
 AttentionInterface.register(ATTENTION_NAME, shared_prefix_attention)
