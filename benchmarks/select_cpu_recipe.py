@@ -536,6 +536,9 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # 1-26 (88.57), seed 44 is not run and the candidate is not chosen. Otherwise seed 44, and, if the candidate's
     # mean is above the control's 86.44, the control's three seeds are trained here (for the margin's paired rows,
     # and as the check that they reproduce the Xeon records) before any decision.
+    # Candidate 86.79, 86.54 (seed 44 needed above 85.98, so it ran), then 84.65: mean 85.99 against the control's
+    # 86.44 (FPB +1.55, FiQA-SA -2.44, TFNS -0.44; FPB up and FiQA-SA down on every seed), not chosen, so round 24's
+    # choice stays, the control was not trained again and the candidate's test sets were not looked at.
     "xeon27-loraplus-control": DORA_LORAPLUS16,
     "loraplus-neftune5": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0},
 }}

@@ -51,7 +51,7 @@ def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]
 
 
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"),
-                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 27))]
+                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 28))]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -97,6 +97,8 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
         if "FiQA-SA score noise" in column:  # round 26 varies it ("none": FinGPT's hard labels)
             [fiqa] = [d for d in run["changes"]["dataset_mixture"]["datasets"] if d["name"] == "fiqa"]
             assert row[column["FiQA-SA score noise"]] == str(fiqa.get("score_noise", "none"))
+        if "NEFTune alpha" in column:  # round 27 varies it ("none": no noise)
+            assert row[column["NEFTune alpha"]] == str(run["changes"].get("neftune_noise_alpha", "none"))
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -1262,20 +1264,14 @@ def test_round_25_is_a_tie_its_control_the_shipped_adapters_scored_again():
     assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s" in text
 
 
-def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(data_dir):
-    """Round 26's control is round 24's choice's three runs on the Intel Xeon with AMX (their validation files); its
-    candidate ran on that kind of CPU. The README's per-seed means, three-seed means per set, seed-for-seed
-    differences, seed 44's bar and the decision are the files'; the error counts near FiQA-SA's cuts are round 25's
-    committed predictions against the validation rows' own scores."""
-    from benchmark_scripts import load_benchmark_script
-
-    from fingpt_hf.data.benchmarks import load_benchmark
-
-    letter = load_benchmark_script("validation_margin").LETTER  # how the margin records write labels
+def xeon_round_against_shipped(round_number: int, candidate: str) -> tuple[dict, list[float]]:
+    """A round on the Intel Xeon with AMX whose control is round 24's choice's three Xeon runs (their validation
+    files): the README's per-seed means, seed 44's bar, the three-seed means per set and the decision are the files'.
+    Returns the seed-for-seed moves per set and the candidate's train_runtime per seed."""
     text = " ".join(README.split())
-    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round26.json").read_text())
+    record = json.loads((RESULTS / "cpu_recipe_selection" / f"selection_round{round_number}.json").read_text())
     runs = {r["seed"]: r for r in record["runs"]}
-    assert sorted(runs) == [42, 43, 44] and {r["candidate"] for r in runs.values()} == {"loraplus-fiqa-noise10"}
+    assert sorted(runs) == [42, 43, 44] and {r["candidate"] for r in runs.values()} == {candidate}
     control = shipped_validation_on_the_xeon()
     assert sorted(control) == sorted(runs)
     xeon = shipped_on_the_xeon()
@@ -1284,23 +1280,40 @@ def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(
     sets = ("fpb", "fiqa", "tfns")
     means = {seed: round(statistics.mean(f.values()), 2) for seed, f in control.items()}
     control_mean = statistics.mean(means.values())
-    candidate = {seed: r["validation_mean"] for seed, r in runs.items()}
+    scored = {seed: r["validation_mean"] for seed, r in runs.items()}
     assert f"per-seed means {means[42]:.2f}, {means[43]:.2f} and {means[44]:.2f}" in text
-    bar = 3 * control_mean - candidate[42] - candidate[43]
-    assert (f"Its seeds scored {candidate[42]:.2f}, {candidate[43]:.2f} (seed 44 needed above {bar:.2f}, so it ran) "
-            f"and {candidate[44]:.2f}: three-seed means " + ", ".join(
+    bar = 3 * control_mean - scored[42] - scored[43]
+    assert (f"Its seeds scored {scored[42]:.2f}, {scored[43]:.2f} (seed 44 needed above {bar:.2f}, so it ran) "
+            f"and {scored[44]:.2f}: three-seed means " + ", ".join(
                 f"{SHOWN[b]} {statistics.mean(r['validation_f1_weighted'][b] for r in runs.values()):.2f}" for b in sets)
             + ", against the control's " + ", ".join(
                 f"{SHOWN[b]} {statistics.mean(f[b] for f in control.values()):.2f}" for b in sets)
-            + f", and the mean of the three sets {statistics.mean(candidate.values()):.2f} against {control_mean:.2f}. "
+            + f", and the mean of the three sets {statistics.mean(scored.values()):.2f} against {control_mean:.2f}. "
             "**Not chosen**") in text
-    assert bar < 88.57 and statistics.mean(candidate.values()) <= control_mean and record["test"] is None
+    assert bar < 88.57 and statistics.mean(scored.values()) <= control_mean and record["test"] is None
     moves = {b: [runs[seed]["validation_f1_weighted"][b] - control[seed][b] for seed in (42, 43, 44)] for b in sets}
+    times = [runs[seed]["train_runtime_seconds"] for seed in (42, 43, 44)]
+    assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s" in text
+    main_command = json.loads((RESULTS / SHIPPED[0] / "reproduction" / "seed42_main_command_xeon.json").read_text())
+    assert f"the control's seed 42, by the main command on another day, {main_command['train_runtime']:,.0f} s" in text
+    return moves, times
+
+
+def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(data_dir):
+    """Round 26's control is round 24's choice's three runs on the Intel Xeon with AMX (their validation files); its
+    candidate ran on that kind of CPU (``xeon_round_against_shipped``). The seed-for-seed differences and step times
+    are the files'; the error counts near FiQA-SA's cuts are round 25's committed predictions against the validation
+    rows' own scores."""
+    from benchmark_scripts import load_benchmark_script
+
+    from fingpt_hf.data.benchmarks import load_benchmark
+
+    letter = load_benchmark_script("validation_margin").LETTER  # how the margin records write labels
+    text = " ".join(README.split())
+    moves, times = xeon_round_against_shipped(26, "loraplus-fiqa-noise10")
     assert "(seed for seed {:+.2f}, {:+.2f}, {:+.2f})".format(*moves["fiqa"]) in text
     assert "FPB moved {:+.2f}, {:+.2f} and {:+.2f} and TFNS {:+.2f}, {:+.2f} and {:+.2f}".format(
         *moves["fpb"], *moves["tfns"]) in text
-    times = [runs[seed]["train_runtime_seconds"] for seed in (42, 43, 44)]
-    assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s" in text
     assert "(2.1 to 2.7 s a step" in text and (min(times) / 698, max(times) / 698) == pytest.approx((2.1, 2.7), abs=0.05)
 
     rows = load_benchmark("fiqa", "validation", data_dir, with_scores=True)
@@ -1313,6 +1326,19 @@ def test_round_26_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen(
     assert {sum(near[i] for i in e) for e in errors} == {8}
     assert (f"8 of each seed's {len(errors[0])}, {len(errors[1])} and {len(errors[2])} FiQA-SA errors are rows scored "
             f"within 0.2 of a cut, where {sum(near)} of its {len(scores)} rows are") in text
+
+
+def test_round_27_compares_with_the_shipped_recipes_xeon_runs_and_is_not_chosen():
+    """Round 27 (NEFTune) against the same control as round 26 (``xeon_round_against_shipped``): the seed-for-seed
+    differences per set, their signs as the README words them, and the mean step times are the files'."""
+    text = " ".join(README.split())
+    moves, times = xeon_round_against_shipped(27, "loraplus-neftune5")
+    assert ("FPB {:+.2f}, {:+.2f} and {:+.2f}, FiQA-SA {:+.2f}, {:+.2f} and {:+.2f}, TFNS {:+.2f}, {:+.2f} and {:+.2f}"
+            .format(*moves["fpb"], *moves["fiqa"], *moves["tfns"])) in text
+    assert "moved FPB up and FiQA-SA down on every seed" in text
+    assert min(moves["fpb"]) > 0 > max(moves["fiqa"])
+    assert "(2.1 to 2.4 s a step on average" in text
+    assert (min(times) / 698, max(times) / 698) == pytest.approx((2.1, 2.4), abs=0.05)
 
 
 def test_test_margin_sentence_is_its_json():
