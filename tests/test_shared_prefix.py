@@ -202,7 +202,8 @@ def test_recipe_option_needs_the_fast_path():
 
 def test_neftune_noise_is_sized_for_the_ordinary_batch(tokenizer, mixed_batch):
     """transformers' NEFTune hook draws U(-m, m) with m = alpha / sqrt(L x d), L the sequence it sees: the shared
-    path must give each token the magnitude of the ordinary batch's width, not of the ~15x longer packed sequence."""
+    path must give each token the magnitude of the ordinary batch's width, not of the several times longer packed
+    sequence."""
     from transformers.integrations.neftune import activate_neftune
 
     alpha, width = 5.0, mixed_batch["input_ids"].shape[1]

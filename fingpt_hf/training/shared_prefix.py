@@ -312,8 +312,9 @@ def neftune_sized_for_the_batch(backbone: nn.Module, packed: int, width: int) ->
     ``activate_neftune``, if it is) by sqrt(packed / width).
 
     transformers' hook draws noise of magnitude alpha / sqrt(L x d) with L the length of the sequence it sees:
-    here the packed one (every group's prefix and every row's remainder, ~15x a row), which would shrink the
-    noise ~4x. Scaled, each token gets the noise it would get in the ordinary batch of ``width`` tokens."""
+    here the packed one (every group's prefix and every row's remainder, many times a row's length), which would
+    shrink the noise by the square root of that ratio. Scaled, each token gets the noise it would get in the ordinary
+    batch of ``width`` tokens."""
     embeddings = backbone.get_input_embeddings()
     alpha = getattr(embeddings, "neftune_noise_alpha", None)
     if alpha is None:
