@@ -176,7 +176,8 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round24.json", "dora-loraplus16"),
                                                     ("selection_round25.json", "loraplus-control"),
                                                     ("selection_round25.json", "loraplus-ema995"),
-                                                    ("selection_round26.json", "loraplus-fiqa-noise10")])
+                                                    ("selection_round26.json", "loraplus-fiqa-noise10"),
+                                                    ("selection_round27.json", "loraplus-neftune5")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
