@@ -541,6 +541,26 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # choice stays, the control was not trained again and the candidate's test sets were not looked at.
     "xeon27-loraplus-control": DORA_LORAPLUS16,
     "loraplus-neftune5": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0},
+}, 28: {
+    # Round 28 runs on an Intel Xeon with AMX, as rounds 26 and 27. Its control is round 24's choice trained here
+    # again by ``run``, first, before any run of its candidate: as the check that training reproduces across
+    # sessions on this kind of CPU (its validation figures are to be those of seed<S>_validation_xeon.json: seeds
+    # 42-44 86.69, 86.68, 85.94, mean 86.44), and so that the candidate's margin has its paired rows committed
+    # (margin_round28.json) without training the control again after the candidate. If the retrained figures differ
+    # from those records, the retrained runs are the control (the margin pairs rows of runs made here) and the
+    # difference is reported.
+    # The candidate, added before any run of its own: round 27's NEFTune (alpha 5) on FPB's rows only (the
+    # recipe's neftune_sources). Round 27 raised FPB's validation on every seed (+1.82, +1.31, +1.52) and lowered
+    # FiQA-SA's on every seed (-1.36, -1.79, -4.18), TFNS -0.44 on the mean; this candidate tests whether the noise
+    # helps FPB's rows without touching FiQA-SA's and TFNS's (chosen after round 27's validation figures, never
+    # after a test figure). Same rows, order, steps and learning rates.
+    # Rule, written before any result: as round 27's: the candidate is tested, once, and shipped if its validation
+    # mean over seeds 42-44 (FPB, FiQA-SA, TFNS) is higher than the control's (the runs trained here) over the same
+    # seeds and the 95% interval of that margin from the rows alone (margin_round28.json) is above 0; otherwise
+    # round 24's choice stays and the candidate's test sets are not looked at. If, after the candidate's seeds 42
+    # and 43, its seed 44 would need a validation mean above the highest of the runs recorded in rounds 1-27
+    # (88.57), seed 44 is not run and the candidate is not chosen.
+    "xeon28-loraplus-control": DORA_LORAPLUS16,
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.
 PROBES = {"probe-rows2x"}
