@@ -549,8 +549,8 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # (margin_round28.json) without training the control again after the candidate. If the retrained figures differ
     # from those records, the retrained runs are the control (the margin pairs rows of runs made here) and the
     # difference is reported.
-    # The candidate, added before any run of its own: round 27's NEFTune (alpha 5) on FPB's rows only (the
-    # recipe's neftune_sources). Round 27 raised FPB's validation on every seed (+1.82, +1.31, +1.52) and lowered
+    # The candidate, added before any run of its own (and after the control's had begun): round 27's NEFTune
+    # (alpha 5) on FPB's rows only (the recipe's neftune_sources, fingpt_hf/training/neftune.py). Round 27 raised FPB's validation on every seed (+1.82, +1.31, +1.52) and lowered
     # FiQA-SA's on every seed (-1.36, -1.79, -4.18), TFNS -0.44 on the mean; this candidate tests whether the noise
     # helps FPB's rows without touching FiQA-SA's and TFNS's (chosen after round 27's validation figures, never
     # after a test figure). Same rows, order, steps and learning rates.
@@ -561,6 +561,7 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # and 43, its seed 44 would need a validation mean above the highest of the runs recorded in rounds 1-27
     # (88.57), seed 44 is not run and the candidate is not chosen.
     "xeon28-loraplus-control": DORA_LORAPLUS16,
+    "loraplus-neftune5-fpb": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0, "neftune_sources": ["fpb"]},
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.
 PROBES = {"probe-rows2x"}

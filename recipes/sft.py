@@ -35,7 +35,8 @@ def train(script_args: Any, training_args: Any, model_args: Any, recipe: Mapping
 
     # Tokenizer, and the rows as prompt + answer token ids with the loss on the answer only.
     tokenizer = load_tokenizer(plan)
-    train_rows = build_training_rows(rows, tokenizer, plan.family, plan.prompt_style, plan.max_length)
+    train_rows = build_training_rows(rows, tokenizer, plan.family, plan.prompt_style, plan.max_length,
+                                     noised_sources=script_args.neftune_sources)
     eval_rows = (build_training_rows(held_out, tokenizer, plan.family, plan.prompt_style, plan.max_length)
                  if held_out is not None else None)
 

@@ -385,3 +385,57 @@ def test_backward_stops_below_the_lowest_adapted_layer(tiny_model):
             i, (out[0] if isinstance(out, tuple) else out).requires_grad))
     model(torch.tensor([[1, 200, 300, 400]])).logits.sum().backward()
     assert seen == {0: False, 1: True}
+
+
+def test_neftune_sources_noise_only_the_named_sources_rows(tmp_path, tiny_model, data_dir):
+    """``neftune_sources: [fpb]`` on a mixture of FPB and FiQA-SA rows: in every training batch, seen by a hook
+    after the noise, exactly the rows whose input text is an FPB train text (told from the data files, not from
+    the flags) carry noise, within NEFTune's bound alpha / sqrt(L x d); the others are their plain embeddings.
+    Bad settings are refused before anything loads, naming the option."""
+    import math
+
+    import torch
+    from transformers import AutoTokenizer, TrainerCallback
+
+    from fingpt_hf.data.benchmarks import load_benchmark
+
+    fpb_texts = set(load_benchmark("fpb", "train", data_dir=data_dir)["input"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    alpha, seen = 5.0, []
+
+    class SeeEmbeddings(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            embeddings = model.get_input_embeddings()
+
+            def look(module, inputs, out):
+                if module.training:
+                    seen.append((inputs[0].detach(), (out - module.weight[inputs[0]]).detach()))
+
+            self.handle = embeddings.register_forward_hook(look)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.handle.remove()
+
+    mixture = {"datasets": [{"name": "fpb", "weight": 1}, {"name": "fiqa", "weight": 1}], "max_samples": 48}
+    recipe = tiny_sft_recipe(tiny_model, dataset_mixture=mixture, neftune_noise_alpha=alpha,
+                             neftune_sources=["fpb"], max_steps=3, per_device_train_batch_size=8)
+    parsed = parse(recipe, tmp_path)
+    sft_script().train(parsed.script_args, parsed.training_args, parsed.model_args, recipe=parsed.explicit,
+                       callbacks=[SeeEmbeddings()])
+    assert len(seen) == 3
+    kinds = []
+    for ids, noise in seen:
+        bound = alpha / math.sqrt(ids.shape[1] * noise.shape[-1])
+        for row in range(ids.shape[0]):
+            text = tokenizer.decode(ids[row], skip_special_tokens=True).split("Input: ", 1)[1].split("\nAnswer:")[0]
+            is_fpb = text in fpb_texts
+            kinds.append(is_fpb)
+            drawn = noise[row].abs().max().item()
+            assert (0 < drawn <= bound * (1 + 1e-5)) if is_fpb else drawn == 0, (row, text[:40], drawn, bound)
+    assert any(kinds) and not all(kinds)
+    for bad, message in (({"neftune_noise_alpha": None}, "neftune_sources needs neftune_noise_alpha"),
+                         ({"neftune_sources": ["fpb", "tfns"]}, "'tfns' is not a source of dataset_mixture"),
+                         ({"fast_path": False}, "neftune_sources needs fast_path: true"),
+                         ({"padding_free": True}, "neftune_sources cannot be used with padding_free")):
+        with pytest.raises(FinGPTError, match=message):
+            parse({**recipe, **bad}, tmp_path)

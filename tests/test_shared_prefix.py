@@ -226,3 +226,77 @@ def test_neftune_noise_is_sized_for_the_ordinary_batch(tokenizer, mixed_batch):
         # uniform on (-bound, bound): thousands of draws reach within 2% of the bound and never past it
         assert 0.98 * bound < drawn.abs().max() <= bound * (1 + 1e-5)
         assert abs(drawn.abs().mean() / bound - 0.5) < 0.02
+
+
+def test_row_mask_hook_draws_transformers_noise_on_flagged_rows_only():
+    """``neftune_hook_with_row_mask`` is transformers' NEFTune hook (the same draw from the same generator state)
+    where no mask is set, and on a masked batch the flagged rows get exactly that noise and the others none."""
+    from transformers.integrations.neftune import neftune_post_forward_hook
+
+    from fingpt_hf.training.neftune import neftune_hook_with_row_mask, rows_to_noise
+
+    embeddings = torch.nn.Embedding(50, 16).train()
+    embeddings.neftune_noise_alpha = 5.0
+    clean = torch.randn(3, 7, 16)
+
+    def drawn(hook):
+        torch.manual_seed(3)
+        return hook(embeddings, (), clean)
+
+    reference = drawn(neftune_post_forward_hook)
+    assert not torch.equal(reference, clean)
+    torch.testing.assert_close(drawn(neftune_hook_with_row_mask), reference, rtol=0, atol=1e-6)
+    with rows_to_noise(embeddings, torch.tensor([1.0, 0.0, 1.0])):
+        masked = drawn(neftune_hook_with_row_mask)
+    assert embeddings.neftune_mask is None  # cleared after the batch
+    torch.testing.assert_close(masked[[0, 2]], reference[[0, 2]], rtol=0, atol=1e-6)
+    assert torch.equal(masked[1], clean[1])
+    embeddings.eval()
+    assert torch.equal(drawn(neftune_hook_with_row_mask), clean)  # evaluation: no noise
+
+
+def test_rows_of_different_keys_never_share_a_prefix(mixed_batch):
+    """With NEFTune on some rows only, a shared prefix holding one noise draw must not span a noised and a clean
+    row: rows keyed apart are grouped apart (the same batch without keys groups them together)."""
+    args = mixed_batch["input_ids"], mixed_batch["attention_mask"], mixed_batch["labels"]
+    keys = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    unkeyed = plan_shared_prefixes(*args)
+    assert any(keys[a] != keys[b] and unkeyed.group_of_row[a] == unkeyed.group_of_row[b]
+               for a in range(8) for b in range(8))
+    plan = plan_shared_prefixes(*args, row_keys=keys)
+    for group, length in enumerate(plan.prefix_lengths):
+        members = [r for r, g in enumerate(plan.group_of_row) if g == group]
+        assert len({keys[r] for r in members}) == 1 or length == 0, (members, length)
+    assert plan.shared_tokens > 0  # news and tweets still share their instructions within each key
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_noise_on_flagged_rows_leaves_the_other_rows_answers_as_without_noise(shared, tokenizer, mixed_batch):
+    """The answers' log-probabilities of rows without the flag are those of a run without any noise (every
+    token they see, their group's prefix included, is clean), and those of flagged rows are not, on the plain
+    and on the shared-prefix path. Each row's answer tokens follow in row order on both paths."""
+    from fingpt_hf.training.neftune import neftune_hook_with_row_mask, rows_to_noise
+
+    flags = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    model = _tiny("llama", len(tokenizer))
+    assert add_answer_only_lm_head(model.get_base_model(), shared_prefix=shared)
+    model.train()
+    embeddings = model.get_input_embeddings()
+    answers_per_row = (mixed_batch["labels"] != X).sum(-1).tolist()
+
+    def answer_log_probs():
+        out = model(**dict(mixed_batch), fused_lm_head=True)
+        return out.log_probs[out.label_mask].detach().split(answers_per_row)
+
+    clean = answer_log_probs()
+    embeddings.neftune_noise_alpha = 5.0
+    handle = embeddings.register_forward_hook(neftune_hook_with_row_mask)
+    torch.manual_seed(0)
+    with rows_to_noise(embeddings, flags):
+        noised = answer_log_probs()
+    handle.remove()
+    for row, flag in enumerate(flags.tolist()):
+        if flag:
+            assert (noised[row] - clean[row]).abs().max() > 1e-4, row
+        else:
+            torch.testing.assert_close(noised[row], clean[row], rtol=0, atol=2e-5, msg=f"row {row}")

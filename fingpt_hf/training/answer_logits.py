@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from trl.trainer.utils import FusedCausalLMOutput
 
+from fingpt_hf.training.neftune import noise_flags
 from fingpt_hf.training.shared_prefix import (
     forward_with_shared_prefix,
     plan_shared_prefixes,
@@ -87,7 +88,8 @@ def add_answer_only_lm_head(model: nn.Module, shared_prefix: bool = False, label
         given = {k for k, v in kwargs.items() if v is not None}
         if shared_prefix and not args and shift_labels is None and _NEEDED_INPUTS <= given <= _PLAIN_INPUTS:
             if window_covers(backbone.config, kwargs["input_ids"].shape[1]):
-                plan = plan_shared_prefixes(kwargs["input_ids"], kwargs["attention_mask"], labels)
+                plan = plan_shared_prefixes(kwargs["input_ids"], kwargs["attention_mask"], labels,
+                                            row_keys=noise_flags(backbone))
         if plan is not None:
             hidden, labels = forward_with_shared_prefix(
                 backbone, kwargs["input_ids"], kwargs["attention_mask"], labels, plan

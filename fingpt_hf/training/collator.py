@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from fingpt_hf.errors import FinGPTError
+from fingpt_hf.training.neftune import NOISE_COLUMN
 
 IGNORE_INDEX = -100
 
@@ -39,8 +40,8 @@ class AnswerOnlyCollator:
 
     Each feature has ``input_ids`` and either ``completion_mask`` (1 = answer) or ``labels``
     (-100 = no loss, as TRL prepares them); with both, a token needs both to carry loss.
-    Output: ``input_ids``, ``attention_mask``, ``labels`` and, by default when padding on the
-    left, ``position_ids`` counting from 0 at the first real token, as ``generate`` does.
+    Output: ``input_ids``, ``attention_mask``, ``labels``, each row's ``neftune_noise`` flag when the
+    features carry one (``neftune_sources``) and, by default when padding on the left, ``position_ids`` counting from 0 at the first real token, as ``generate`` does.
     Models with absolute position embeddings (GPT-2, OPT) are wrong without them; RoPE models
     number positions from the first pad otherwise, which is harmless (RoPE is relative) but
     differs from generation. Bloom and MPT take no ``position_ids`` (ALiBi from the attention
@@ -102,6 +103,12 @@ class AnswerOnlyCollator:
             loss = loss[:keep] + loss[keep + drop :]
         return ids, loss
 
+    @staticmethod
+    def _flag(index: int, feature: Mapping[str, Any]) -> float:
+        if NOISE_COLUMN not in feature:
+            raise FinGPTError(f"batch feature {index} has no '{NOISE_COLUMN}' where other rows of its batch have one")
+        return feature[NOISE_COLUMN]
+
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
             raise FinGPTError("cannot collate an empty batch")
@@ -120,6 +127,8 @@ class AnswerOnlyCollator:
             labels[i, span] = torch.where(torch.tensor(loss), tokens, IGNORE_INDEX)
             attention_mask[i, span] = 1
         out = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if any(NOISE_COLUMN in f for f in features):  # neftune_sources: which rows NEFTune noises
+            out[NOISE_COLUMN] = torch.tensor([float(self._flag(i, f)) for i, f in enumerate(features)])
         want_positions = self.return_position_ids
         if want_positions is None:
             want_positions = self.padding_side == "left"

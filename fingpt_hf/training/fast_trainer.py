@@ -44,6 +44,7 @@ from trl import SFTTrainer
 
 from fingpt_hf.hardware import cpu_supports_bf16
 from fingpt_hf.training.answer_logits import add_answer_only_lm_head, find_backbone_and_head
+from fingpt_hf.training.neftune import NOISE_COLUMN, neftune_hook_with_row_mask, rows_to_noise
 from fingpt_hf.training.shared_prefix import supports_shared_prefix
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ class FastSFTTrainer(SFTTrainer):
         compile_layers: compile each decoder layer in place with ``torch.compile(dynamic=True)``.
         shared_prefix: run the leading tokens that rows of a batch share (FinGPT's instruction)
             once per batch (``fingpt_hf.training.shared_prefix``); needs the answer-only head.
+        noise_flagged_rows: NEFTune (``args.neftune_noise_alpha``) only on rows whose ``neftune_noise`` column is 1
+            (``fingpt_hf.training.neftune``; the recipe's ``neftune_sources``).
 
     ``args.label_smoothing_factor`` (with the default ``loss_type="nll"``) is applied by the answer-only
     head to the answer tokens, the loss ``transformers.trainer_pt_utils.LabelSmoother`` computes over the
@@ -212,11 +215,18 @@ class FastSFTTrainer(SFTTrainer):
     """
 
     def __init__(self, *args, fast_bf16: FastBF16 = "auto", answer_only_head: bool = True,
-                 compile_layers: bool = False, shared_prefix: bool = False, **kwargs):
+                 compile_layers: bool = False, shared_prefix: bool = False, noise_flagged_rows: bool = False,
+                 **kwargs):
         with warnings.catch_warnings():
             if answer_only_head:  # the head below smooths without SFTTrainer's extra forward
                 warnings.filterwarnings("ignore", message="`label_smoothing_factor` is deprecated", category=FutureWarning)
             super().__init__(*args, **kwargs)
+        # neftune_sources: this trainer attaches the noise (per row, neftune.py), not the Trainer's own hook
+        self.row_noise_alpha = self.neftune_noise_alpha if noise_flagged_rows else None
+        if noise_flagged_rows:
+            if self.row_noise_alpha is None:
+                raise ValueError("noise_flagged_rows needs args.neftune_noise_alpha (the noise it restricts)")
+            self.neftune_noise_alpha = None
         if any(isinstance(module, dora.DoraLinearLayer) for module in self.model.modules()):
             skip_dora_identity_product()
         self.compiled_layers = compile_repeated_layers(self.model) if compile_layers else 0
@@ -248,8 +258,36 @@ class FastSFTTrainer(SFTTrainer):
     def train(self, *args, **kwargs):
         if self.args.device.type == "cpu" and keep_freed_memory_in_process():
             logger.info("FastSFTTrainer: glibc keeps freed memory on its heap for this process (faster CPU steps).")
-        with self._frozen_linear_weights_in_bf16():
+        with self._frozen_linear_weights_in_bf16(), self._noise_on_flagged_rows():
             return super().train(*args, **kwargs)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if self.row_noise_alpha is not None and NOISE_COLUMN not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, NOISE_COLUMN]  # kept for the collator
+
+    @contextlib.contextmanager
+    def _noise_on_flagged_rows(self):
+        """NEFTune on the rows whose ``neftune_noise`` flag is 1 (``compute_loss`` passes the flags)."""
+        if self.row_noise_alpha is None:
+            yield
+            return
+        embeddings = self.accelerator.unwrap_model(self.model).get_input_embeddings()
+        embeddings.neftune_noise_alpha = self.row_noise_alpha
+        handle = embeddings.register_forward_hook(neftune_hook_with_row_mask)
+        try:
+            yield
+        finally:
+            handle.remove()
+            del embeddings.neftune_noise_alpha
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        flags = inputs.pop(NOISE_COLUMN, None)
+        if flags is not None and self.row_noise_alpha is None:
+            raise ValueError(f"batches carry '{NOISE_COLUMN}' but this trainer was not built with noise_flagged_rows")
+        embeddings = self.accelerator.unwrap_model(model).get_input_embeddings()
+        with rows_to_noise(embeddings, flags):
+            return super().compute_loss(model, inputs, *args, **kwargs)
 
     @contextlib.contextmanager
     def _frozen_linear_weights_in_bf16(self):

@@ -72,6 +72,11 @@ class ScriptArguments:
                           "optimizer step, this much of the old average kept; 0 < x < 1, e.g. 0.995 averages "
                           "about the last 200 steps) instead of the last step's. Unset: the last step's."},
     )
+    neftune_sources: list[str] | None = field(
+        default=None,
+        metadata={"help": "With neftune_noise_alpha and fast_path: NEFTune's noise only on the rows of these "
+                          "dataset_mixture sources (their names), e.g. [fpb]. Unset: on every row."},
+    )
     liger_when_available: bool = field(
         default=False,
         metadata={"help": "Turn on use_liger_kernel when training on CUDA with liger-kernel installed "

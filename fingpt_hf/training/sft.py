@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import logging
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -97,10 +98,13 @@ def _report_to(value: Any) -> list[str]:
     return entries
 
 
-def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: int | None):
-    """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``, ``completion_mask`` and ``labels``."""
+def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: int | None,
+                        noised_sources: Collection[str] | None = None):
+    """Mixture rows -> ``prompt``/``completion`` -> ``input_ids``, ``completion_mask`` and ``labels``
+    (and, with ``noised_sources``, each row's NEFTune flag from its source: ``neftune_sources``)."""
     from fingpt_hf.data.prompts import adds_special_tokens, format_prompt
     from fingpt_hf.families.tokenization import tokenize_prompt_completion
+    from fingpt_hf.training.neftune import NOISE_COLUMN, noise_flag
 
     def encode(row: Mapping[str, Any]) -> dict[str, Any]:
         example = {"prompt": format_prompt(row, style=prompt_style, tokenizer=tokenizer), "completion": row["output"]}
@@ -110,6 +114,8 @@ def build_training_rows(rows, tokenizer, family, prompt_style: str, max_length: 
         # into labels only for data sets it recognises as prompt-completion, which a pre-tokenized
         # one is not, and would otherwise train on every token; a `labels` column it leaves as is.
         ids["labels"] = [t if m else -100 for t, m in zip(ids["input_ids"], ids["completion_mask"])]
+        if noised_sources is not None:
+            ids[NOISE_COLUMN] = noise_flag(row["dataset"], noised_sources)
         return ids
 
     return rows.map(encode, remove_columns=rows.column_names, desc="Tokenizing")
@@ -318,7 +324,8 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
     else:
         collator = AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id, padding_side="right",
                                       pad_to_multiple_of=training_args.pad_to_multiple_of)
-    fast_options = ({"compile_layers": script_args.compile_layers, "shared_prefix": script_args.shared_prefix}
+    fast_options = ({"compile_layers": script_args.compile_layers, "shared_prefix": script_args.shared_prefix,
+                     "noise_flagged_rows": script_args.neftune_sources is not None}
                     if script_args.fast_path else {})
     plan.liger = enable_liger_when_available(training_args, script_args.liger_when_available)
     if note := emulated_bf16_warning(training_args.device.type, training_args.bf16):

@@ -18,15 +18,13 @@ predicts the first answer token, so the answer-only head needs only the per-row 
 
 NEFTune (``neftune_noise_alpha``: transformers' hook adds uniform noise of magnitude alpha / sqrt(L x d) to the
 embeddings, L the batch's padded width) is sized for the ordinary batch's width here, not the packed sequence's
-(``neftune_sized_for_the_batch``). A group's rows then share one noise draw on their common prefix, as they share
-a LoRA dropout mask there; each row's own tokens get their own.
+(``fingpt_hf.training.neftune.neftune_sized_for_the_batch``). A group's rows then share one noise draw on their
+common prefix, as they share a LoRA dropout mask there; each row's own tokens get their own. With
+``neftune_sources`` only some rows are noised: rows that differ in that are never grouped (``row_keys``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +32,7 @@ from torch import nn
 from transformers import AttentionInterface
 
 from fingpt_hf.training.collator import IGNORE_INDEX, model_uses_position_ids
+from fingpt_hf.training.neftune import neftune_sized_for_the_batch
 
 
 @dataclass
@@ -65,11 +64,13 @@ def _common_length(a: list[int], b: list[int]) -> int:
     return n
 
 
-def plan_shared_prefixes(input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> PrefixPlan | None:
+def plan_shared_prefixes(input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                         row_keys: list | None = None) -> PrefixPlan | None:
     """Group the rows of a right-padded batch by a shared leading run of prompt tokens.
 
     A group of n rows sharing p tokens saves (n - 1) x p token passes; ``_best_groups`` picks
-    the grouping that saves most. Returns None when the batch is not right-padded or nothing is shared.
+    the grouping that saves most; rows whose ``row_keys`` differ (one per row, e.g. whether NEFTune
+    noises the row) are never grouped. Returns None when the batch is not right-padded or nothing is shared.
     """
     if input_ids.dim() != 2 or input_ids.shape[0] < 2:
         return None
@@ -87,20 +88,24 @@ def plan_shared_prefixes(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
         first_scored = int(hits[0]) if len(hits) else length - 1  # hidden state at this position is scored
         limits.append(max(first_scored, 0))
     owns = [row[:limit] for row, limit in zip(rows, limits)]
-    group_of_row, prefix_lengths = _best_groups(owns)
+    group_of_row, prefix_lengths = _best_groups(owns, row_keys)
     plan = PrefixPlan(group_of_row, prefix_lengths, lengths)
     return plan if plan.shared_tokens > 0 else None
 
 
-def _best_groups(prefixes: list[list[int]]) -> tuple[list[int], list[int]]:
+def _best_groups(prefixes: list[list[int]], keys: list | None = None) -> tuple[list[int], list[int]]:
     """Split rows into groups maximising the token passes saved, sum of (size - 1) x shared length.
 
     In lexicographic order rows with long common prefixes are neighbours, and a group's shared
     length is the smallest common length of neighbours inside it, so the best split into
-    contiguous runs of that order (a small dynamic programme) is the best grouping.
+    contiguous runs of that order (a small dynamic programme) is the best grouping. With ``keys``
+    the order is by key first and neighbours of different keys share nothing, so no group that
+    saves anything spans two keys (a run that saves nothing is never chosen over rows alone).
     """
-    order = sorted(range(len(prefixes)), key=lambda r: prefixes[r])
-    common = [_common_length(prefixes[a], prefixes[b]) for a, b in zip(order, order[1:])]
+    keys = keys if keys is not None else [0] * len(prefixes)
+    order = sorted(range(len(prefixes)), key=lambda r: (keys[r], prefixes[r]))
+    common = [_common_length(prefixes[a], prefixes[b]) if keys[a] == keys[b] else 0
+              for a, b in zip(order, order[1:])]
     n = len(order)
     best = [0] * (n + 1)  # best[i]: most saved over the first i rows of the order
     cut = [0] * (n + 1)
@@ -293,7 +298,7 @@ def forward_with_shared_prefix(
     base = config._attn_implementation
     config._attn_implementation = ATTENTION_NAME
     try:
-        with neftune_sized_for_the_batch(backbone, packed=ids.shape[1], width=input_ids.shape[1]):
+        with neftune_sized_for_the_batch(backbone, packed=ids.shape[1], width=input_ids.shape[1], rows=rows):
             hidden = backbone(
                 input_ids=ids,
                 attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool, device=device),  # 4D: used as is (unused)
@@ -304,27 +309,6 @@ def forward_with_shared_prefix(
     finally:
         config._attn_implementation = base
     return hidden, targets
-
-
-@contextlib.contextmanager
-def neftune_sized_for_the_batch(backbone: nn.Module, packed: int, width: int) -> Iterator[None]:
-    """While the packed sequence runs, scale the embeddings' ``neftune_noise_alpha`` (set by transformers'
-    ``activate_neftune``, if it is) by sqrt(packed / width).
-
-    transformers' hook draws noise of magnitude alpha / sqrt(L x d) with L the length of the sequence it sees:
-    here the packed one (every group's prefix and every row's remainder, many times a row's length), which would
-    shrink the noise by the square root of that ratio. Scaled, each token gets the noise it would get in the ordinary
-    batch of ``width`` tokens."""
-    embeddings = backbone.get_input_embeddings()
-    alpha = getattr(embeddings, "neftune_noise_alpha", None)
-    if alpha is None:
-        yield
-        return
-    embeddings.neftune_noise_alpha = alpha * math.sqrt(packed / width)
-    try:
-        yield
-    finally:
-        embeddings.neftune_noise_alpha = alpha
 
 
 AttentionInterface.register(ATTENTION_NAME, shared_prefix_attention)

@@ -226,12 +226,41 @@ def check_values(values: Mapping[str, Any], where: Locator, paths: bool = True) 
     for option in ("compile_layers", "shared_prefix"):
         if plain.get(option) is True and plain.get("fast_path") is False:
             problems.append(f"{where(option)} needs fast_path: true (it is false)")
+    if plain.get("neftune_sources") is not None:
+        problems += _neftune_sources_problems(plain, where)
     if plain.get("ema_decay") is not None:
         for option, why in _EMA_CONFLICTS.items():
             if plain.get(option):
                 problems.append(f"{where('ema_decay')} cannot be used with {option} ({why}); unset one of them")
     if paths:
         problems += check_paths(plain, where)
+    return problems
+
+
+def _neftune_sources_problems(plain: Mapping[str, Any], where: Locator) -> list[str]:
+    """``neftune_sources`` restricts NEFTune to rows of some mixture sources: it needs the noise, the fast path
+    (whose collator and trainer carry each row's flag), padded batches, and names that the mixture has."""
+    from fingpt_hf.data.mixture import FINGPT_WEIGHTS
+
+    sources, problems = plain["neftune_sources"], []
+    if not sources or not all(isinstance(s, str) and s for s in sources):
+        return [f"{where('neftune_sources')}: {_shown(sources)} must be a non-empty list of mixture source names"]
+    if "neftune_noise_alpha" in plain and not plain["neftune_noise_alpha"]:  # a full recipe's view
+        problems.append(f"{where('neftune_sources')} needs neftune_noise_alpha (the noise it restricts to those rows)")
+    if plain.get("fast_path") is False:
+        problems.append(f"{where('neftune_sources')} needs fast_path: true (it is false)")
+    if plain.get("padding_free"):
+        problems.append(f"{where('neftune_sources')} cannot be used with padding_free (TRL's padding-free collator "
+                        "drops the rows' flags); unset one of them")
+    mixture = plain.get("dataset_mixture")
+    if mixture is None or (isinstance(mixture, Mapping) and isinstance(mixture.get("datasets"), list)):
+        names = (set(FINGPT_WEIGHTS) if mixture is None  # FinGPT's own mixture
+                 else {d.get("name") for d in mixture["datasets"] if isinstance(d, Mapping)})
+        unknown = [s for s in sources if s not in names]
+        if unknown:
+            problems.append(f"{where('neftune_sources')}: {', '.join(map(repr, unknown))} "
+                            f"{'is' if len(unknown) == 1 else 'are'} not a source of dataset_mixture "
+                            f"({', '.join(sorted(map(str, names)))})")
     return problems
 
 
