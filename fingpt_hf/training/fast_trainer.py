@@ -285,6 +285,9 @@ class FastSFTTrainer(SFTTrainer):
         flags = inputs.pop(NOISE_COLUMN, None)
         if flags is not None and self.row_noise_alpha is None:
             raise ValueError(f"batches carry '{NOISE_COLUMN}' but this trainer was not built with noise_flagged_rows")
+        if flags is None and self.row_noise_alpha is not None and model.training:
+            raise ValueError(f"noise_flagged_rows: a training batch has no '{NOISE_COLUMN}' column (build the rows "
+                             "with build_training_rows(noised_sources=...)); every row would be noised")
         embeddings = self.accelerator.unwrap_model(model).get_input_embeddings()
         with rows_to_noise(embeddings, flags):
             return super().compute_loss(model, inputs, *args, **kwargs)
