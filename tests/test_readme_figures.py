@@ -51,7 +51,7 @@ def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]
 
 
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"),
-                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 28))]
+                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 29))]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -99,6 +99,10 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
             assert row[column["FiQA-SA score noise"]] == str(fiqa.get("score_noise", "none"))
         if "NEFTune alpha" in column:  # round 27 varies it ("none": no noise)
             assert row[column["NEFTune alpha"]] == str(run["changes"].get("neftune_noise_alpha", "none"))
+        if "NEFTune rows" in column:  # round 28 varies it (the sources whose rows are noised)
+            sources = run["changes"].get("neftune_sources")
+            noised = "all" if run["changes"].get("neftune_noise_alpha") else "none"
+            assert row[column["NEFTune rows"]] == (", ".join(SHOWN[s] for s in sources) if sources else noised)
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -177,7 +181,8 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round25.json", "loraplus-control"),
                                                     ("selection_round25.json", "loraplus-ema995"),
                                                     ("selection_round26.json", "loraplus-fiqa-noise10"),
-                                                    ("selection_round27.json", "loraplus-neftune5")])
+                                                    ("selection_round27.json", "loraplus-neftune5"),
+                                                    ("selection_round28.json", "xeon28-loraplus-control")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -1805,3 +1810,36 @@ def test_the_identity_free_rebuild_trains_the_xeon_main_commands_adapter_again()
     steps = seed42_steps(SHIPPED[0])
     assert (f"({after['train_runtime'] / steps:.2f} s per step against the record's "
             f"{before['train_runtime'] / steps:.2f})") in text
+
+
+def test_round_28s_control_trained_again_gives_the_shipped_recipes_xeon_validation_figures():
+    """Round 28 trained round 24's choice again on the Intel Xeon with AMX, in a later session than its Xeon runs: its
+    validation figures are those runs' files' to the last digit (seed by seed, set by set; the files were scored from
+    adapters checked against their test records). The candidate's seed 42 and what its seeds 43 and 44 would need are
+    the record's; the test sets were not looked at."""
+    text = " ".join(README.split())
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round28.json").read_text())
+    runs = {(r["candidate"], r["seed"]): r for r in record["runs"]}
+    control = {seed: runs[("xeon28-loraplus-control", seed)] for seed in (42, 43, 44)}
+    shipped = shipped_validation_on_the_xeon()
+    assert {seed: r["validation_f1_weighted"] for seed, r in control.items()} == shipped
+    xeon = shipped_on_the_xeon()
+    assert all(bf16_kernel_features(r["cpu"]) == bf16_kernel_features(xeon[42]["cpu"]) for r in runs.values())
+    means = [control[seed]["validation_mean"] for seed in (42, 43, 44)]
+    assert "to the last digit on every seed and set (per-seed means {:.2f}, {:.2f} and {:.2f})".format(*means) in text
+    assert "the same recipe gave these validation figures to the last digit on every seed and set" in text
+    candidate = runs[("loraplus-neftune5-fpb", 42)]
+    f, g = candidate["validation_f1_weighted"], control[42]["validation_f1_weighted"]
+    assert (f"The candidate's seed 42 scored FPB {f['fpb']:.2f}, FiQA-SA {f['fiqa']:.2f}, TFNS {f['tfns']:.2f} (mean "
+            f"{candidate['validation_mean']:.2f}) against the control's {g['fpb']:.2f}, {g['fiqa']:.2f}, {g['tfns']:.2f} "
+            f"({control[42]['validation_mean']:.2f}): FPB {f['fpb'] - g['fpb']:+.2f}, FiQA-SA {f['fiqa'] - g['fiqa']:+.2f}, "
+            f"TFNS {f['tfns'] - g['tfns']:+.2f}") in text
+    need = (sum(means) - candidate["validation_mean"]) / 2
+    assert f"the control's three-seed mean ({statistics.mean(means):.2f}), its seeds 43 and 44 would need {need:.2f}" in text
+    assert sorted(runs) == sorted([*(("xeon28-loraplus-control", s) for s in (42, 43, 44)), ("loraplus-neftune5-fpb", 42)])
+    assert record["test"] is None
+    times = [r["train_runtime_seconds"] for r in runs.values()]
+    assert "(1.96 to 2.64 s a step on average" in text
+    assert (min(times) / 698, max(times) / 698) == pytest.approx((1.96, 2.64), abs=0.005)
+    assert ("Training took {:,.0f} s for the candidate's seed 42 and {:,.0f}, {:,.0f} and {:,.0f} s for the control's "
+            "seeds").format(candidate["train_runtime_seconds"], *(r["train_runtime_seconds"] for r in control.values())) in text
