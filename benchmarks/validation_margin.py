@@ -13,7 +13,8 @@ with replacement, for the seeds' spread on top (three seeds make that part coars
         --json benchmarks/results/cpu_recipe_selection/margin_round21.json
 
 Each run is ``<out>/<candidate>/seed<N>/validation/<set>/predictions.jsonl``, as ``select_cpu_recipe.py run`` writes
-it. The record keeps the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the
+it. ``--candidate X --out DIR --json FILE`` alone keeps one recipe's predictions (a round's control trained first), and
+``--against X --against-from-json FILE`` then reads them from that record instead of a directory. The record keeps the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the
 interval from the committed file alone. ``--split test`` does the same for two tested recipes' test predictions
 (``select_cpu_recipe.py test`` writes them beside validation's), over all four sets: how far the test sets themselves
 resolve a difference between two recipes already reported; it chooses nothing. ``--published NAME`` with ``--from-json``
@@ -148,13 +149,33 @@ def gap_to_published(gold: Mapping[str, str], by_seed: Mapping[str, Mapping[str,
             for key, (value, values) in _columns(gold, observed, drawn).items()}
 
 
-def record_from_runs(candidate: str, out: Path, against: str, against_out: Path, seeds: Sequence[int],
-                     split: str = "validation") -> dict[str, Any]:
-    gold: dict[str, str] = {}
-    runs = {role: {seed: read_run(root / name / f"seed{seed}" / split, gold, SETS[split]) for seed in seeds}
-            for role, name, root in (("candidate", candidate, out), ("against", against, against_out))}
+def record_from_runs(candidate: str, out: Path, against: str | None, against_out: Path | None, seeds: Sequence[int],
+                     split: str = "validation", against_record: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Gold labels and every run's predictions, read from the runs' directories. ``against_record``: the other
+    recipe's predictions and the gold labels from a committed record instead (``recorded_predictions``), so a round
+    whose control is committed needs no directory of it. Without ``against``: the candidate's predictions alone."""
+    kept = recorded_predictions(against_record, against, seeds) if against_record is not None else None
+    gold: dict[str, str] = dict(against_record["gold"]) if against_record is not None else {}
+    roles = [("candidate", candidate, out)] + ([("against", against, against_out)] if kept is None and against else [])
+    runs = {role: {str(seed): read_run(root / name / f"seed{seed}" / split, gold, SETS[split]) for seed in seeds}
+            for role, name, root in roles}
+    if kept is not None:
+        runs["against"] = kept
     return {"schema_version": 1, "split": split, "candidate": candidate, "against": against, "seeds": list(seeds),
-            "gold": gold, "predictions": {role: {str(k): v for k, v in by_seed.items()} for role, by_seed in runs.items()}}
+            "gold": gold, "predictions": runs}
+
+
+def recorded_predictions(record: Mapping[str, Any], name: str, seeds: Sequence[int]) -> dict[str, dict[str, str]]:
+    """The predictions of the recipe called ``name`` (as either role) for ``seeds`` in a committed record."""
+    roles = [role for role in ("candidate", "against") if record.get(role) == name]
+    if not roles:
+        raise SystemExit(f"error: the record holds {record.get('candidate')!r} and {record.get('against')!r}, "
+                         f"not {name!r}")
+    by_seed = record["predictions"][roles[0]]
+    missing = [seed for seed in seeds if str(seed) not in by_seed]
+    if missing:
+        raise SystemExit(f"error: the record has no predictions of {name!r} for seeds {missing}")
+    return {str(seed): by_seed[str(seed)] for seed in seeds}
 
 
 def gap_record(path: Path, name: str, resamples: int, rng_seed: int, command: str) -> dict[str, Any]:
@@ -186,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", choices=sorted(CANDIDATES),
                         help="The candidate it is measured against (its name under --against-out)")
     parser.add_argument("--against-out", type=Path)
+    parser.add_argument("--against-from-json", type=Path,
+                        help="instead of --against-out: the --against recipe's predictions (and the gold labels) from "
+                             "a committed record that holds them")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--split", choices=sorted(SETS), default="validation",
                         help="test: two tested recipes' test predictions, to size a difference already reported")
@@ -208,10 +232,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if args.from_json:
             record = json.loads(args.from_json.read_text())
-        elif None in (args.candidate, args.out, args.against, args.against_out):
-            parser.error("give --candidate, --out, --against and --against-out, or --from-json")
+        elif args.candidate and args.out and args.against is None and args.json:  # one recipe's predictions, kept
+            record = record_from_runs(args.candidate, args.out, None, None, args.seeds, args.split)
+            record["command"] = command
+            atomic_write_json(args.json, record)
+            print(f"{args.candidate}: predictions of seeds {args.seeds} written to {args.json}")
+            return 0
+        elif None in (args.candidate, args.out, args.against) or (args.against_out is None) == (args.against_from_json is None):
+            parser.error("give --candidate, --out, --against and one of --against-out and --against-from-json, or "
+                         "--from-json (or --candidate, --out and --json alone to keep one recipe's predictions)")
         else:
-            record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split)
+            kept = json.loads(args.against_from_json.read_text()) if args.against_from_json else None
+            if kept is not None and kept.get("split", "validation") != args.split:
+                parser.error(f"--against-from-json holds {kept.get('split', 'validation')} predictions, not {args.split}")
+            record = record_from_runs(args.candidate, args.out, args.against, args.against_out, args.seeds, args.split,
+                                      against_record=kept)
         runs = record["predictions"]
         record.update(resamples=args.resamples, rng_seed=args.rng_seed,
                       margin=bootstrap(record["gold"], runs, args.resamples, args.rng_seed),

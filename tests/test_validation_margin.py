@@ -100,6 +100,42 @@ def test_runs_that_did_not_score_the_same_rows_are_refused_naming_the_file(tmp_p
         script.record_from_runs("d", tmp_path, "a", tmp_path, [42])
 
 
+def test_a_kept_controls_predictions_give_the_margin_its_directories_give(tmp_path, capsys):
+    """A round's control trained first is kept as a record of its predictions alone (``--candidate --out --json``);
+    the margin read against that record (``--against-from-json``) is the one read against its directories, and a
+    record of other rows, another recipe or missing seeds is refused, naming what differs."""
+    script = _script()
+    gold = _gold()
+    wrong = {name: ["positive" if g == "neutral" else g for g in labels] for name, labels in gold.items()}
+    control, candidate = "xeon28-loraplus-control", "loraplus-neftune5-fpb"
+    for name, by_seed in ((control, {42: wrong, 43: gold}), (candidate, {42: gold, 43: gold})):
+        for seed, predicted in by_seed.items():
+            _write_run(tmp_path / name / f"seed{seed}" / "validation", gold, predicted)
+    kept = tmp_path / "control.json"
+    assert script.main(["--candidate", control, "--out", str(tmp_path), "--seeds", "42", "43", "--json", str(kept)]) == 0
+    record = json.loads(kept.read_text())
+    assert record["against"] is None and set(record["predictions"]) == {"candidate"}
+    common = ["--candidate", candidate, "--out", str(tmp_path), "--against", control, "--seeds", "42", "43",
+              "--resamples", "50"]
+    script.main([*common, "--against-out", str(tmp_path), "--json", str(tmp_path / "from_dirs.json")])
+    script.main([*common, "--against-from-json", str(kept), "--json", str(tmp_path / "from_record.json")])
+    from_dirs, from_record = (json.loads((tmp_path / f).read_text()) for f in ("from_dirs.json", "from_record.json"))
+    for key in ("gold", "predictions", "margin", "margin_rows_and_seeds"):
+        assert from_record[key] == from_dirs[key], key
+    assert from_dirs["margin"]["mean"]["observed"] > 0
+    with pytest.raises(SystemExit, match="not 'mlp-rows112'"):
+        script.main([*common[:4], "--against", "mlp-rows112", "--against-from-json", str(kept)])
+    with pytest.raises(SystemExit, match=r"no predictions of 'xeon28-loraplus-control' for seeds \[44\]"):
+        script.main([*common[:6], "--seeds", "42", "44", "--against-from-json", str(kept)])
+    other = {**record, "gold": {**record["gold"], "fiqa": record["gold"]["fiqa"][::-1]}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match=r"loraplus-neftune5-fpb/seed42/validation/fiqa/predictions.jsonl: its gold"):
+        script.main([*common, "--against-from-json", str(tmp_path / "other.json")])
+    with pytest.raises(SystemExit):
+        script.main([*common])  # neither --against-out nor --against-from-json
+    assert "one of --against-out and --against-from-json" in capsys.readouterr().err
+
+
 def test_a_name_that_is_no_candidate_is_refused_before_any_path_is_read(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _script().main(["--candidate", "../../etc", "--out", str(tmp_path), "--against", "mlp-rows112",
@@ -128,6 +164,23 @@ def test_committed_predictions_score_to_the_selection_records_validation_figures
     assert [len(record["gold"][s]) for s in script.VALIDATION_SETS] == [363, 94, 954]
     assert record["margin_rows_and_seeds"]["mean"]["observed"] == record["margin"]["mean"]["observed"]
     _assert_observed_inside_every_interval(record)
+
+
+def test_round_28s_kept_control_predictions_score_to_its_records_figures(data_dir):
+    """Round 28's control, trained first, is kept as its predictions alone: scored here from the letters, each seed's
+    weighted F1 is round 28's record of it, and the gold labels are the validation rows' own labels (data files)."""
+    from fingpt_hf.data.benchmarks import load_benchmark
+
+    script, select = _script(), load_benchmark_script("select_cpu_recipe")
+    record = json.loads((SELECTION / "reproduction" / "round28_control_predictions.json").read_text())
+    name = record["candidate"]
+    assert name == "xeon28-loraplus-control" and record["against"] is None and record["seeds"] == [42, 43, 44]
+    runs = {r["seed"]: r for r in json.loads(select.record_path(name).read_text())["runs"] if r["candidate"] == name}
+    for seed, predicted in record["predictions"]["candidate"].items():
+        assert _scored(record, predicted) == runs[int(seed)]["validation_f1_weighted"], seed
+    for s in script.VALIDATION_SETS:
+        rows = load_benchmark(s, "validation", data_dir=data_dir)
+        assert "".join(script.LETTER[o] for o in rows["output"]) == record["gold"][s]
 
 
 def test_test_margin_predictions_score_to_the_committed_test_figures():
