@@ -41,7 +41,8 @@ class AnswerOnlyCollator:
     Each feature has ``input_ids`` and either ``completion_mask`` (1 = answer) or ``labels``
     (-100 = no loss, as TRL prepares them); with both, a token needs both to carry loss.
     Output: ``input_ids``, ``attention_mask``, ``labels``, each row's ``neftune_noise`` flag when the
-    features carry one (``neftune_sources``) and, by default when padding on the left, ``position_ids`` counting from 0 at the first real token, as ``generate`` does.
+    features carry one (``neftune_sources``) and, by default when padding on the left,
+    ``position_ids`` counting from 0 at the first real token, as ``generate`` does.
     Models with absolute position embeddings (GPT-2, OPT) are wrong without them; RoPE models
     number positions from the first pad otherwise, which is harmless (RoPE is relative) but
     differs from generation. Bloom and MPT take no ``position_ids`` (ALiBi from the attention
