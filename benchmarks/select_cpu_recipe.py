@@ -550,8 +550,9 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # from those records, the retrained runs are the control (the margin pairs rows of runs made here) and the
     # difference is reported.
     # The candidate, added before any run of its own (and after the control's had begun): round 27's NEFTune
-    # (alpha 5) on FPB's rows only (the recipe's neftune_sources, fingpt_hf/training/neftune.py). Round 27 raised FPB's validation on every seed (+1.82, +1.31, +1.52) and lowered
-    # FiQA-SA's on every seed (-1.36, -1.79, -4.18), TFNS -0.44 on the mean; this candidate tests whether the noise
+    # (alpha 5) on FPB's rows only (the recipe's neftune_sources, fingpt_hf/training/neftune.py). Round 27 raised
+    # FPB's validation on every seed (+1.82, +1.31, +1.52) and lowered FiQA-SA's on every seed (-1.36, -1.79,
+    # -4.18), TFNS -0.44 on the mean; this candidate tests whether the noise
     # helps FPB's rows without touching FiQA-SA's and TFNS's (chosen after round 27's validation figures, never
     # after a test figure). Same rows, order, steps and learning rates.
     # Rule, written before any result: as round 27's: the candidate is tested, once, and shipped if its validation

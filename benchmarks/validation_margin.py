@@ -14,8 +14,9 @@ with replacement, for the seeds' spread on top (three seeds make that part coars
 
 Each run is ``<out>/<candidate>/seed<N>/validation/<set>/predictions.jsonl``, as ``select_cpu_recipe.py run`` writes
 it. ``--candidate X --out DIR --json FILE`` alone keeps one recipe's predictions (a round's control trained first), and
-``--against X --against-from-json FILE`` then reads them from that record instead of a directory. The record keeps the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the
-interval from the committed file alone. ``--split test`` does the same for two tested recipes' test predictions
+``--against X --against-from-json FILE`` then reads them from that record instead of a directory. The record keeps
+the gold labels and every run's predictions (a letter a row), so ``--from-json`` recomputes the interval from the
+committed file alone. ``--split test`` does the same for two tested recipes' test predictions
 (``select_cpu_recipe.py test`` writes them beside validation's), over all four sets: how far the test sets themselves
 resolve a difference between two recipes already reported; it chooses nothing. ``--published NAME`` with ``--from-json``
 of such a record gives, instead of a margin, the interval around the candidate's gap to a published row's test figures

@@ -223,8 +223,8 @@ def check_values(values: Mapping[str, Any], where: Locator, paths: bool = True) 
         if number is None or not _fraction_or_count("steps").ok(number):
             problems.append(f"{where(steps)}: {_shown(plain[steps])} is out of range with {strategy}: steps "
                             f"(allowed: {_fraction_or_count('steps').allowed}; to turn it off set {strategy}: no)")
-    for option in ("compile_layers", "shared_prefix"):
-        if plain.get(option) is True and plain.get("fast_path") is False:
+    for option in ("compile_layers", "shared_prefix", "neftune_sources"):  # set: true, or neftune_sources' list
+        if plain.get(option) not in (None, False) and plain.get("fast_path") is False:
             problems.append(f"{where(option)} needs fast_path: true (it is false)")
     if plain.get("neftune_sources") is not None:
         problems += _neftune_sources_problems(plain, where)
@@ -238,8 +238,9 @@ def check_values(values: Mapping[str, Any], where: Locator, paths: bool = True) 
 
 
 def _neftune_sources_problems(plain: Mapping[str, Any], where: Locator) -> list[str]:
-    """``neftune_sources`` restricts NEFTune to rows of some mixture sources: it needs the noise, the fast path
-    (whose collator and trainer carry each row's flag), padded batches, and names that the mixture has."""
+    """``neftune_sources`` restricts NEFTune to rows of some mixture sources: it needs the noise, padded batches
+    (the collator carries each row's flag) and names that the mixture has; the fast path, whose trainer applies the
+    flags, is checked with the other fast-path options."""
     from fingpt_hf.data.mixture import FINGPT_WEIGHTS
 
     sources, problems = plain["neftune_sources"], []
@@ -247,8 +248,6 @@ def _neftune_sources_problems(plain: Mapping[str, Any], where: Locator) -> list[
         return [f"{where('neftune_sources')}: {_shown(sources)} must be a non-empty list of mixture source names"]
     if "neftune_noise_alpha" in plain and not plain["neftune_noise_alpha"]:  # a full recipe's view
         problems.append(f"{where('neftune_sources')} needs neftune_noise_alpha (the noise it restricts to those rows)")
-    if plain.get("fast_path") is False:
-        problems.append(f"{where('neftune_sources')} needs fast_path: true (it is false)")
     if plain.get("padding_free"):
         problems.append(f"{where('neftune_sources')} cannot be used with padding_free (TRL's padding-free collator "
                         "drops the rows' flags); unset one of them")
