@@ -566,6 +566,24 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # stopped before it trained (the session's time): seeds 43 and 44 remain, test not looked at.
     "xeon28-loraplus-control": DORA_LORAPLUS16,
     "loraplus-neftune5-fpb": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0, "neftune_sources": ["fpb"]},
+}, 29: {
+    # Round 29 runs on an Intel Xeon with AMX, as rounds 26-28, on the code that trained round 28's runs (fingpt_hf/
+    # unchanged since). Its control is round 28's control: round 24's choice trained on this kind of CPU (seeds 42-44
+    # 86.69, 86.68, 85.94, mean 86.44), whose validation predictions are kept
+    # (reproduction/round28_control_predictions.json), so the margin pairs rows without training it again.
+    # The candidate is round 27's NEFTune (alpha 5) on every source but FiQA-SA (neftune_sources [fpb, tfns]). Round
+    # 27's noise on every row moved FPB's validation +1.55 and FiQA-SA's -2.44 on the three-seed mean (each on every
+    # seed); round 28's on FPB's rows alone moved FPB +0.53 and FiQA-SA -0.44. So FPB's larger gain seems to need the
+    # noise on other rows too, and FiQA-SA's loss to come from the noise on its own rows: this candidate tests that
+    # (chosen after rounds 27 and 28's validation figures, never after a test figure). Same rows, order, steps and
+    # learning rates.
+    # Rule, written before any result: as round 28's: the candidate is tested, once, and shipped if its validation
+    # mean over seeds 42-44 (FPB, FiQA-SA, TFNS) is higher than the control's over the same seeds and the 95% interval
+    # of that margin from the rows alone (margin_round29.json) is above 0; otherwise round 24's choice stays and the
+    # candidate's test sets are not looked at. If, after the candidate's seeds 42 and 43, its seed 44 would need a
+    # validation mean above the highest of the runs recorded in rounds 1-28 (88.57), seed 44 is not run and the
+    # candidate is not chosen.
+    "loraplus-neftune5-fpb-tfns": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0, "neftune_sources": ["fpb", "tfns"]},
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.
 PROBES = {"probe-rows2x"}

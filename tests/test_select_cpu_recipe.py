@@ -315,13 +315,16 @@ def test_round_26_candidate_reads_fiqas_labels_from_its_scores_in_round_24s_choi
     (28, "xeon28-loraplus-control", "dora-loraplus16", {}),
     (28, "loraplus-neftune5-fpb", "dora-loraplus16", {"neftune_noise_alpha": (None, 5.0),
                                                       "neftune_sources": (None, ["fpb"])}),
+    (29, "loraplus-neftune5-fpb-tfns", "dora-loraplus16", {"neftune_noise_alpha": (None, 5.0),
+                                                           "neftune_sources": (None, ["fpb", "tfns"])}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
     """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else
     (round 17's change is tested on its own above); round 20's two are round 13's choice and round 19's candidate; round
     23's are round 21's choice and it with DoRA; round 24's round 23's choice and it with LoRA+ (A's rate 5e-4, B's 16
     times it: 2e-3 their geometric mean); round 25's round 24's choice and it with the adapter's moving average; round
-    27's round 24's choice and it with NEFTune; round 28's round 24's choice and it with NEFTune on FPB's rows."""
+    27's round 24's choice and it with NEFTune; round 28's round 24's choice and it with NEFTune on FPB's rows; round
+    29's it with NEFTune on FPB's and TFNS's rows."""
     script = _script()
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number
