@@ -585,6 +585,10 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # candidate's test sets are not looked at. If, after the candidate's seeds 42 and 43, its seed 44 would need a
     # validation mean above the highest of the runs recorded in rounds 1-28 (88.57), seed 44 is not run and the
     # candidate is not chosen.
+    # Candidate 85.89, 87.22 (seed 44 needed above 86.20, so it ran), then 86.42: mean 86.51 against the control's
+    # 86.44 (FPB +0.60, FiQA-SA +0.15, TFNS -0.53 on the three-seed means), but the margin's interval from the rows
+    # alone holds 0 (0.08, -0.88 to 1.06, margin_round29.json): not chosen, so round 24's choice stays and the
+    # candidate's test sets were not looked at.
     "loraplus-neftune5-fpb-tfns": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0, "neftune_sources": ["fpb", "tfns"]},
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.

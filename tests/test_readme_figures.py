@@ -51,7 +51,7 @@ def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]
 
 
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"),
-                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 29))]
+                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 30))]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -183,7 +183,8 @@ def test_predict_throughput_rows_are_their_json(name):
                                                     ("selection_round26.json", "loraplus-fiqa-noise10"),
                                                     ("selection_round27.json", "loraplus-neftune5"),
                                                     ("selection_round28.json", "xeon28-loraplus-control"),
-                                                    ("selection_round28.json", "loraplus-neftune5-fpb")])
+                                                    ("selection_round28.json", "loraplus-neftune5-fpb"),
+                                                    ("selection_round29.json", "loraplus-neftune5-fpb-tfns")])
 def test_three_seed_validation_means_are_the_records(record_name, candidate):
     """The validation means round 3's choice rests on are each record's mean over the candidate's three seeds."""
     record = json.loads((RESULTS / "cpu_recipe_selection" / record_name).read_text())
@@ -1833,14 +1834,14 @@ def test_round_28s_control_trained_again_gives_the_shipped_recipes_xeon_validati
                                   for s in (42, 43, 44))
 
 
-def test_round_28_leads_its_control_on_the_means_but_not_by_its_margins_interval():
-    """Round 28's candidate's mean is above its control's (``xeon_round_against_shipped``), so the rule asks for the
-    margin: the README's margin and intervals are margin_round28.json's (the command quoted), whose rows-only interval
-    holds 0, so the candidate is not chosen and test was not looked at. The moves per set and the step times are the
-    record's, and the three-seed moves set beside round 27's are both rounds' records'."""
+def xeon_round_above_its_control_by_an_interval_holding_0(round_number: int, candidate: str) -> tuple[dict, list[float]]:
+    """A Xeon round whose candidate's mean is above round 28's control's (``xeon_round_against_shipped``), so the rule
+    asked for the margin: the README's margin and intervals are the round's margin record's (the command quoted,
+    against the control's kept predictions), whose rows-only interval holds 0, so the candidate is not chosen; the
+    seed-for-seed moves are the records'. Returns the moves per set and the candidate's train_runtime per seed."""
     text = " ".join(README.split())
-    moves, times = xeon_round_against_shipped(28, "loraplus-neftune5-fpb", above=True)
-    record, rows, _ = margin_record(28, "loraplus-neftune5-fpb", "xeon28-loraplus-control")
+    moves, times = xeon_round_against_shipped(round_number, candidate, above=True)
+    record, rows, _ = margin_record(round_number, candidate, "xeon28-loraplus-control")
     interval = "{:.2f} to {:.2f}".format(*rows["mean"]["interval_95"])
     assert (f"(`{record['command']}`): {rows['mean']['observed']:.2f}, with the 95% interval {interval} from the rows "
             "alone (" + "; ".join(f"{SHOWN[b]} {rows[b]['observed']:.2f}, " + "{:.2f} to {:.2f}".format(
@@ -1849,6 +1850,16 @@ def test_round_28_leads_its_control_on_the_means_but_not_by_its_margins_interval
     assert rows["mean"]["interval_95"][0] <= 0 <= rows["mean"]["interval_95"][1]
     assert ("Seed for seed against the control: FPB {:+.2f}, {:+.2f} and {:+.2f}, FiQA-SA {:+.2f}, {:+.2f} and {:+.2f}, "
             "TFNS {:+.2f}, {:+.2f} and {:+.2f}").format(*moves["fpb"], *moves["fiqa"], *moves["tfns"]) in text
+    return moves, times
+
+
+def test_round_28_leads_its_control_on_the_means_but_not_by_its_margins_interval():
+    """Round 28's candidate's mean is above its control's (``xeon_round_against_shipped``), so the rule asks for the
+    margin: the README's margin and intervals are margin_round28.json's (the command quoted), whose rows-only interval
+    holds 0, so the candidate is not chosen and test was not looked at. The moves per set and the step times are the
+    record's, and the three-seed moves set beside round 27's are both rounds' records'."""
+    text = " ".join(README.split())
+    moves, times = xeon_round_above_its_control_by_an_interval_holding_0(28, "loraplus-neftune5-fpb")
     moved27, _ = xeon_round_against_shipped(27, "loraplus-neftune5")
     shown = [round(statistics.mean(m[b]), 2) for b in ("fpb", "fiqa") for m in (moves, moved27)]
     assert ("moved FPB less than round 27's on every row ({:+.2f} against {:+.2f} on the three-seed means) and FiQA-SA "
@@ -1859,3 +1870,23 @@ def test_round_28_leads_its_control_on_the_means_but_not_by_its_margins_interval
     assert "for the candidate's seeds and {:,.0f}, {:,.0f} and {:,.0f} s for the control's".format(*control) in text
     assert "(1.77 to 2.64 s a step on average" in text
     assert (min(times + control) / 698, max(times + control) / 698) == pytest.approx((1.77, 2.64), abs=0.005)
+
+
+def test_round_29_leads_its_control_on_the_means_but_not_by_its_margins_interval():
+    """Round 29 (NEFTune on FPB's and TFNS's rows) against round 28's control, as round 28: its mean is above the
+    control's and its margin's rows-only interval holds 0 (``xeon_round_above_its_control_by_an_interval_holding_0``);
+    its reasons quote rounds 27 and 28's three-seed moves, and both margins set side by side are the records'."""
+    text = " ".join(README.split())
+    moves, times = xeon_round_above_its_control_by_an_interval_holding_0(29, "loraplus-neftune5-fpb-tfns")
+    assert "(here FPB up and TFNS, whose rows it now noises, down)" in text
+    assert statistics.mean(moves["fpb"]) > 0 > statistics.mean(moves["tfns"])
+    earlier = {n: xeon_round_against_shipped(n, name, above=n == 28)[0]
+               for n, name in ((27, "loraplus-neftune5"), (28, "loraplus-neftune5-fpb"))}
+    shown = [round(statistics.mean(earlier[n][b]), 2) for n in (27, 28) for b in ("fpb", "fiqa")]
+    assert ("round 27's noise on every row had moved FPB {:+.2f} and FiQA-SA {:+.2f} on the three-seed means, round "
+            "28's on FPB's rows alone FPB {:+.2f} and FiQA-SA {:+.2f}").format(*shown) in text
+    margins = [margin_record(n, name, "xeon28-loraplus-control")[1]["mean"]["observed"]
+               for n, name in ((28, "loraplus-neftune5-fpb"), (29, "loraplus-neftune5-fpb-tfns"))]
+    assert "rounds 28's and 29's rose {:.2f} and {:.2f} above it with intervals that hold 0".format(*margins) in text
+    assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s (1.88 to 2.01 s a step on average)" in text
+    assert (min(times) / 698, max(times) / 698) == pytest.approx((1.88, 2.01), abs=0.005)
