@@ -1888,5 +1888,8 @@ def test_round_29_leads_its_control_on_the_means_but_not_by_its_margins_interval
     margins = [margin_record(n, name, "xeon28-loraplus-control")[1]["mean"]["observed"]
                for n, name in ((28, "loraplus-neftune5-fpb"), (29, "loraplus-neftune5-fpb-tfns"))]
     assert "rounds 28's and 29's rose {:.2f} and {:.2f} above it with intervals that hold 0".format(*margins) in text
+    assert ("nor for round 28's, NEFTune on FPB's rows only, above it by {:.2f} with an interval that holds 0, nor for "
+            "round 29's, NEFTune on FPB's and TFNS's rows, above it by {:.2f} with an interval that holds 0)").format(
+                *margins) in text  # the summary above the default's table
     assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s (1.88 to 2.01 s a step on average)" in text
     assert (min(times) / 698, max(times) / 698) == pytest.approx((1.88, 2.01), abs=0.005)
