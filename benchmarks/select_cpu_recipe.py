@@ -590,6 +590,26 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # alone holds 0 (0.08, -0.88 to 1.06, margin_round29.json): not chosen, so round 24's choice stays and the
     # candidate's test sets were not looked at.
     "loraplus-neftune5-fpb-tfns": {**DORA_LORAPLUS16, "neftune_noise_alpha": 5.0, "neftune_sources": ["fpb", "tfns"]},
+}, 30: {
+    # Round 30 runs on an Intel Xeon with AMX, as rounds 26-29. Its control is round 28's control (round 24's choice
+    # trained on this kind of CPU: seeds 42-44 86.69, 86.68, 85.94, mean 86.44), whose validation predictions are kept
+    # (reproduction/round28_control_predictions.json), so the margin pairs rows without training it again. The code
+    # that trained it is unchanged for the control's options: this round adds `lora_init` (fingpt_hf/training/eva.py),
+    # whose default leaves the LoraConfig as it was (tested).
+    # The candidate is round 24's choice with LoRA's A initialised by EVA (peft's init_lora_weights="eva", uniform
+    # ranks, every non-pad token of the first training batches, in the bf16 autocast training uses): A along the
+    # principal directions of each MLP projection's inputs instead of random, B at 0 as before. Rounds 25-29 changed
+    # what the steps see (averaging, targets, noise) and all tied the control; this changes where the steps start.
+    # Chosen before any of its figures, after rounds 25-29's validation figures, never after a test figure. Same rows,
+    # order, steps and learning rates; EVA's forward passes (about a minute here: each run's eva_seconds, recorded
+    # beside train_runtime) come on top of the control's training time.
+    # Rule, written before any result: as round 29's: the candidate is tested, once, and shipped if its validation
+    # mean over seeds 42-44 (FPB, FiQA-SA, TFNS) is higher than the control's over the same seeds and the 95% interval
+    # of that margin from the rows alone (margin_round30.json) is above 0; otherwise round 24's choice stays and the
+    # candidate's test sets are not looked at. If, after the candidate's seeds 42 and 43, its seed 44 would need a
+    # validation mean above the highest of the runs recorded in rounds 1-29 (88.57), seed 44 is not run and the
+    # candidate is not chosen.
+    "loraplus-eva": {**DORA_LORAPLUS16, "lora_init": "eva"},
 }}
 # Candidates that may never be tested or shipped (they break the recipe's budget): they measure, they are not chosen.
 PROBES = {"probe-rows2x"}
@@ -744,6 +764,7 @@ def run(name: str, seeds: list[int], out: Path) -> None:
         train_seconds = round(time.monotonic() - started, 1) if trained_here else None
         validation = scores(evaluate(directory / "adapter", "validation", VALIDATION_SETS, directory / "validation"))
         measured = {"train_command_seconds": train_seconds, "train_runtime_seconds": train_runtime(directory / "adapter"),
+                    **lora_init_cost(directory / "adapter"),
                     "validation_f1_weighted": validation, "cpu": cpu_description(), "output_dir": repo_relative(directory)}
         record = read_record(name)
         if recorded is not None:  # a recorded run whose adapter was lost, rebuilt (for its test phase)
@@ -766,6 +787,12 @@ def train_runtime(adapter: Path) -> float:
     if info is None:
         raise SystemExit(f"error: {adapter} has no readable fingpt_run.json; was it trained by recipes/sft.py?")
     return trainer_runtime(info)
+
+
+def lora_init_cost(adapter: Path) -> dict[str, Any]:
+    """EVA's seconds and batches (``lora_init: eva``: before training, so not in ``train_runtime``); {} otherwise."""
+    info = read_run_info(adapter) or {}
+    return {key: info[key] for key in ("eva_seconds", "eva_batches") if key in info}
 
 
 def trainer_runtime(info: dict[str, Any]) -> float:

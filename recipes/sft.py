@@ -21,9 +21,10 @@ def train(script_args: Any, training_args: Any, model_args: Any, recipe: Mapping
           callbacks: Sequence[Any] = ()) -> Path:
     """Checks, data, tokenizer, model, trainer, train, save; returns the adapter's directory."""
     from fingpt_hf.evaluation.during_training import ValidationF1Callback
-    from fingpt_hf.training.sft import (build_trainer, build_training_rows, held_out_rows, load_tokenizer,
-                                        load_training_mixture, load_training_model, prepare_run, save_run,
-                                        start_run)
+    from fingpt_hf.training.eva import load_eva
+    from fingpt_hf.training.sft import (build_trainer, build_training_rows, compute_lora_init, held_out_rows,
+                                        load_tokenizer, load_training_mixture, load_training_model, prepare_run,
+                                        save_run, start_run)
 
     # Checks that need neither data nor weights (model, device, output directory, resume point).
     plan = prepare_run(script_args, training_args, model_args, recipe)
@@ -40,12 +41,16 @@ def train(script_args: Any, training_args: Any, model_args: Any, recipe: Mapping
     eval_rows = (build_training_rows(held_out, tokenizer, plan.family, plan.prompt_style, plan.max_length)
                  if held_out is not None else None)
 
-    # Model and LoRA config.
+    # Model and LoRA config; with `lora_init: eva`, LoRA's A from the training rows' activations
+    # (computed on the base model, loaded into the trainer's PeftModel).
     model, lora_config = load_training_model(plan, tokenizer)
+    eva = compute_lora_init(plan, model, lora_config, train_rows, tokenizer)
 
     # Trainer; with validation rows, each evaluation also scores them as `fingpt-hf eval` does
     # (weighted F1 per benchmark), which `metric_for_best_model` can name.
     trainer = build_trainer(plan, model, tokenizer, train_rows, eval_rows, lora_config, callbacks)
+    if eva is not None:
+        load_eva(trainer.model, eva)
     if held_out is not None and script_args.eval_f1:
         trainer.add_callback(ValidationF1Callback(trainer, held_out, tokenizer, plan.prompt_style,
                                                   plan.max_length, script_args.eval_f1_batch_size))

@@ -317,6 +317,7 @@ def test_round_26_candidate_reads_fiqas_labels_from_its_scores_in_round_24s_choi
                                                       "neftune_sources": (None, ["fpb"])}),
     (29, "loraplus-neftune5-fpb-tfns", "dora-loraplus16", {"neftune_noise_alpha": (None, 5.0),
                                                            "neftune_sources": (None, ["fpb", "tfns"])}),
+    (30, "loraplus-eva", "dora-loraplus16", {"lora_init": (None, "eva")}),
 ])
 def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(round_number, candidate, base, changes):
     """Rounds 10-13 each change round 7's choice, rounds 14-19 round 13's, in the settings named here and nowhere else
@@ -324,7 +325,7 @@ def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(ro
     23's are round 21's choice and it with DoRA; round 24's round 23's choice and it with LoRA+ (A's rate 5e-4, B's 16
     times it: 2e-3 their geometric mean); round 25's round 24's choice and it with the adapter's moving average; round
     27's round 24's choice and it with NEFTune; round 28's round 24's choice and it with NEFTune on FPB's rows; round
-    29's it with NEFTune on FPB's and TFNS's rows."""
+    29's it with NEFTune on FPB's and TFNS's rows; round 30's it with EVA's initialisation of LoRA's A."""
     script = _script()
     assert _changed(script, base, candidate) == changes
     assert script.round_of(candidate) == round_number

@@ -66,6 +66,14 @@ class ScriptArguments:
         metadata={"help": "LoRA+: B's learning rate (and DoRA's magnitudes') this many times learning_rate, "
                           "which A keeps (peft's create_loraplus_optimizer; >= 1). Unset: one rate for all."},
     )
+    lora_init: str = field(
+        default="default",
+        metadata={"choices": ["default", "eva"],
+                  "help": "How LoRA's A starts: 'default' (peft's Kaiming-uniform) or 'eva' (the top principal "
+                          "directions of each adapted layer's inputs on the first training batches, peft's EVA "
+                          "with uniform ranks; costs forward passes before training: fingpt_hf/training/eva.py). "
+                          "B starts at 0 either way."},
+    )
     ema_decay: float | None = field(
         default=None,
         metadata={"help": "Save an exponential moving average of the adapter's weights (updated after every "

@@ -195,6 +195,7 @@ class RunPlan:
     max_length: int | None
     liger: bool = False
     optimizer_cls_and_kwargs: tuple[Any, dict[str, Any]] | None = None  # LoRA+ (loraplus_lr_ratio); None: the Trainer's
+    lora_init: dict[str, Any] = dataclasses.field(default_factory=dict)  # what EVA cost (lora_init: eva), for fingpt_run.json
 
     @property
     def model_info(self) -> dict[str, Any]:
@@ -287,6 +288,7 @@ def load_training_model(plan: RunPlan, tokenizer: Any):
     """The base model (``load_model``) with the tokenizer's pad id, and its LoRA config; a target
     list that matches nothing, or padding-free batches the model cannot read, fail here."""
     from fingpt_hf.families.lora import build_lora_config, top_layers
+    from fingpt_hf.training.eva import eva_config
 
     model_args, script_args = plan.model_args, plan.script_args
     model = load_model(plan.model_path, model_args, plan.training_args)
@@ -299,10 +301,42 @@ def load_training_model(plan: RunPlan, tokenizer: Any):
         use_rslora=model_args.use_rslora, use_dora=model_args.use_dora,
         modules_to_save=model_args.lora_modules_to_save,
         layers_to_transform=top_layers(model, script_args.lora_top_layers),
+        **({"init_lora_weights": "eva", "eva_config": eva_config()} if script_args.lora_init == "eva" else {}),
     )
     if plan.training_args.padding_free:
         check_padding_free(model, plan.family)
     return model, lora_config
+
+
+def eva_autocast_dtype(plan: RunPlan) -> Any:
+    """The dtype training computes in, for EVA's forward passes: mixed precision, else the fast
+    trainer's bf16 autocast where it adds one (CPUs with native bf16), else none."""
+    import torch
+
+    from fingpt_hf.training.fast_trainer import resolve_fast_bf16
+
+    args = plan.training_args
+    if args.bf16 or (plan.script_args.fast_path and resolve_fast_bf16("auto", args.device)):
+        return torch.bfloat16
+    return torch.float16 if args.fp16 else None
+
+
+def compute_lora_init(plan: RunPlan, model: Any, lora_config: Any, train_rows: Any, tokenizer: Any):
+    """EVA's ``A`` from the first training batches (``lora_init: eva``), on the base model before the
+    trainer wraps it; None for peft's default init, and when resuming (the checkpoint holds ``A``)."""
+    from fingpt_hf.training.collator import AnswerOnlyCollator
+    from fingpt_hf.training.eva import compute_eva
+
+    if plan.script_args.lora_init != "eva" or plan.resume:
+        return None
+    if getattr(model, "hf_device_map", None) is None:
+        model.to(plan.training_args.device)  # where the Trainer would put it; quantized models already are
+    collator = AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id, padding_side="right")
+    result = compute_eva(model, lora_config, train_rows, collator, plan.training_args.per_device_train_batch_size,
+                         eva_autocast_dtype(plan))
+    plan.lora_init = result.summary()
+    logger.info("EVA: LoRA's A from %d training batches in %.1f s", result.batches, result.seconds)
+    return result
 
 
 def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any, lora_config: Any,
@@ -343,7 +377,8 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
 def _write_run_info(plan: RunPlan, report: Any, eval_rows: Any, **fields: Any) -> None:
     from accelerate import PartialState
 
-    extra = {"prompt_style": plan.prompt_style, "max_length": plan.max_length, **fields.pop("extra", {})}
+    extra = {"prompt_style": plan.prompt_style, "max_length": plan.max_length, **plan.lora_init,
+             **fields.pop("extra", {})}
     write_run_info(plan.output_dir, recipe=plan.recipe, started_at=plan.started_at, model=plan.model_info,
                    mixture=report.to_dict(), eval_rows=len(eval_rows or []), resumed_from=plan.resume,
                    world_size=PartialState().num_processes, extra=extra, **fields)
