@@ -332,6 +332,19 @@ def test_later_rounds_change_only_the_settings_they_name_in_the_choice_before(ro
     assert script.record_path(candidate).name == f"selection_round{round_number}.json"
 
 
+def test_round_31_trades_dora_for_1_3_times_the_draws_of_each_source():
+    """Round 31's candidate is round 24's choice with plain LoRA and each source's weight 1.3 times its own (to 2
+    decimals; NWGI, skipped offline, as it was), nothing else changed."""
+    script = _script()
+    changed = _changed(script, "dora-loraplus16", "loraplus-rows130")
+    assert set(changed) == {"use_dora", "dataset_mixture"} and changed["use_dora"] == (True, False)
+    before, after = changed["dataset_mixture"]
+    assert {k: v for k, v in before.items() if k != "datasets"} == {k: v for k, v in after.items() if k != "datasets"}
+    scaled = {name: (weight if name == "nwgi" else round(1.3 * weight, 2)) for name, weight in _weights(before).items()}
+    assert _weights(after) == scaled == {"fpb": 2.18, "fiqa": 11.7, "tfns": 1.47, "nwgi": 1}
+    assert script.round_of("loraplus-rows130") == 31
+
+
 def test_rebuild_is_refused_before_training_on_a_cpu_whose_bf16_kernels_are_not_the_records(tmp_path, monkeypatch):
     """Round 19's seed 42 was trained on an Intel Xeon with AMX; rebuilt on an AMD EPYC with AVX512-BF16 alone it
     scored validation otherwise (its ``rebuilt`` entry). ``run`` now refuses such a rebuild before it trains or
