@@ -609,6 +609,9 @@ ROUNDS: dict[int, dict[str, dict[str, Any]]] = {1: {
     # candidate's test sets are not looked at. If, after the candidate's seeds 42 and 43, its seed 44 would need a
     # validation mean above the highest of the runs recorded in rounds 1-29 (88.57), seed 44 is not run and the
     # candidate is not chosen.
+    # Candidate 83.72 and 82.86 (FPB, FiQA-SA and TFNS below the control on both seeds): seed 44 would have needed
+    # above 92.73, so it was not run; not chosen, so round 24's choice stays and the candidate's test sets were not
+    # looked at.
     "loraplus-eva": {**DORA_LORAPLUS16, "lora_init": "eva"},
 }, 31: {
     # Round 31 runs on an Intel Xeon with AMX, as rounds 26-30, with round 28's control (round 24's choice trained on

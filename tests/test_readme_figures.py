@@ -51,7 +51,7 @@ def three_seed_mean(record: dict, candidate: str, value: Callable[[dict], float]
 
 
 SELECTION_TABLES = [("selection.json", "cpu-recipe-selection"),
-                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 30))]
+                    *((f"selection_round{n}.json", f"cpu-recipe-selection-round{n}") for n in range(2, 31))]
 
 
 @pytest.mark.parametrize("record_name, marker", SELECTION_TABLES)
@@ -103,6 +103,10 @@ def test_recipe_selection_table_is_the_record(record_name, marker):
             sources = run["changes"].get("neftune_sources")
             noised = "all" if run["changes"].get("neftune_noise_alpha") else "none"
             assert row[column["NEFTune rows"]] == (", ".join(SHOWN[s] for s in sources) if sources else noised)
+        if "LoRA A init" in column:  # round 30 varies it ("default": peft's Kaiming-uniform A)
+            assert row[column["LoRA A init"]] == run["changes"].get("lora_init", "default")
+        if "EVA (s)" in column:  # EVA's forward passes before training (not in train_runtime)
+            assert number(row[column["EVA (s)"]]) == run["eva_seconds"]
         figures = run["validation_f1_weighted"]
         shown = [number(row[column[name]]) for name in ("FPB", "FiQA-SA", "TFNS", "mean")]
         assert shown == [figures["fpb"], figures["fiqa"], figures["tfns"], run["validation_mean"]]
@@ -1889,7 +1893,55 @@ def test_round_29_leads_its_control_on_the_means_but_not_by_its_margins_interval
                for n, name in ((28, "loraplus-neftune5-fpb"), (29, "loraplus-neftune5-fpb-tfns"))]
     assert "rounds 28's and 29's rose {:.2f} and {:.2f} above it with intervals that hold 0".format(*margins) in text
     assert ("nor for round 28's, NEFTune on FPB's rows only, above it by {:.2f} with an interval that holds 0, nor for "
-            "round 29's, NEFTune on FPB's and TFNS's rows, above it by {:.2f} with an interval that holds 0)").format(
+            "round 29's, NEFTune on FPB's and TFNS's rows, above it by {:.2f} with an interval that holds 0,").format(
                 *margins) in text  # the summary above the default's table
     assert f"Training took {times[0]:,.0f}, {times[1]:,.0f} and {times[2]:,.0f} s (1.88 to 2.01 s a step on average)" in text
     assert (min(times) / 698, max(times) / 698) == pytest.approx((1.88, 2.01), abs=0.005)
+
+
+def xeon_round_stopped_after_two_seeds(round_number: int, candidate: str) -> dict[int, dict]:
+    """A Xeon round against round 28's control (round 24's choice's Xeon runs, ``shipped_validation_on_the_xeon``) that
+    stopped after seeds 42 and 43: the seed 44 its mean would have needed is above every run recorded through this
+    round, so it was not run and nothing was chosen. The README's per-seed means, moves, bar and count are the files'.
+    Returns the candidate's runs by seed."""
+    text = " ".join(README.split())
+    record = json.loads((RESULTS / "cpu_recipe_selection" / f"selection_round{round_number}.json").read_text())
+    runs = {r["seed"]: r for r in record["runs"] if r["candidate"] == candidate}
+    assert sorted(runs) == [42, 43] and record["test"] is None
+    assert all(r["cpu"]["amx"] for r in runs.values())
+    control = shipped_validation_on_the_xeon()
+    means = {seed: round(statistics.mean(f.values()), 2) for seed, f in control.items()}
+    control_mean = statistics.mean(means.values())
+    needed = 3 * control_mean - runs[42]["validation_mean"] - runs[43]["validation_mean"]
+    recorded = [r["validation_mean"] for _, r in recorded_runs(round_number)]
+    assert needed > max(recorded) == 88.57  # the rule's bar, written before the round
+    moves = {b: [runs[s]["validation_f1_weighted"][b] - control[s][b] for s in (42, 43)] for b in ("fpb", "fiqa", "tfns")}
+    assert (f"per-seed means {means[42]:.2f}, {means[43]:.2f} and {means[44]:.2f}" in text
+            and f"Its seeds scored {runs[42]['validation_mean']:.2f} and {runs[43]['validation_mean']:.2f}: " + ", ".join(
+                f"{SHOWN[b]} {m[0]:+.2f} and {m[1]:+.2f}" for b, m in moves.items())
+            + f" seed for seed against the control. To reach the control's {control_mean:.2f} over three seeds, seed 44 "
+            f"would have needed a validation mean above {needed:.2f}, higher than any of the {len(recorded)} runs "
+            f"recorded in rounds 1-{round_number} (the highest, {max(recorded):.2f}), so seed 44 was not run. "
+            "**Not chosen**" in text)
+    return runs
+
+
+def test_round_30_eva_falls_below_its_control_and_stops_after_two_seeds():
+    """Round 30 (EVA's start for LoRA's A) stopped after two seeds below round 28's control
+    (``xeon_round_stopped_after_two_seeds``); the training and EVA times the README gives, here and in Training, and the
+    summary above the default's table are the record's."""
+    text = " ".join(README.split())
+    runs = xeon_round_stopped_after_two_seeds(30, "loraplus-eva")
+    assert all(run["changes"]["lora_init"] == "eva" for run in runs.values())
+    control = {r["seed"]: r["train_runtime_seconds"] for r in json.loads(
+        (RESULTS / "cpu_recipe_selection" / "selection_round28.json").read_text())["runs"]
+        if r["candidate"] == "xeon28-loraplus-control"}
+    assert ("Training took {:,.0f} and {:,.0f} s (`train_runtime`) against the control's {:,.0f} and {:,.0f} s; EVA ran "
+            "before them for {:.0f} s ({} batches; this round's tests ran beside it) and {:.0f} s ({} batches)").format(
+                runs[42]["train_runtime_seconds"], runs[43]["train_runtime_seconds"], control[42], control[43],
+                runs[42]["eva_seconds"], runs[42]["eva_batches"], runs[43]["eva_seconds"], runs[43]["eva_batches"]) in text
+    assert ("for the CPU recipe here {:.0f} s over {} batches of 32 rows (round 30's seed 43; its seed 42 needed {} "
+            "batches)").format(runs[43]["eva_seconds"], runs[43]["eva_batches"], runs[42]["eva_batches"]) in text
+    assert all(run["validation_mean"] < statistics.mean(shipped_validation_on_the_xeon()[s].values())
+               for s, run in runs.items())
+    assert ("nor for round 30's, EVA's start for LoRA's A, below it on both seeds it ran)") in text
