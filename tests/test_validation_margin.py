@@ -147,7 +147,8 @@ def test_a_name_that_is_no_candidate_is_refused_before_any_path_is_read(tmp_path
                                                 ("margin_round22.json", [42, 43]),  # round 22's probe ran two seeds
                                                 ("margin_round23.json", [42, 43, 44]),
                                                 ("margin_round28.json", [42, 43, 44]),  # their control from the
-                                                ("margin_round29.json", [42, 43, 44])])  # kept letters
+                                                ("margin_round29.json", [42, 43, 44]),  # kept letters
+                                                ("margin_round31.json", [42, 43, 44])])
 def test_committed_predictions_score_to_the_selection_records_validation_figures(record_name, seeds):
     """The committed predictions are the runs the rounds recorded: scored here from the letters alone, each
     run's weighted F1 is its selection record's (computed by the evaluation pipeline from the adapters), and the
@@ -229,6 +230,7 @@ def test_weighted_f1_is_sklearns_f1_score_on_any_rows_and_draw():
 @pytest.mark.parametrize("record_path", [SELECTION / "margin_round20.json", SELECTION / "margin_round21.json",
                                          SELECTION / "margin_round22.json", SELECTION / "margin_round23.json",
                                          SELECTION / "margin_round28.json", SELECTION / "margin_round29.json",
+                                         SELECTION / "margin_round31.json",
                                          REPO / "benchmarks/results/cpu_default_round21/test_margin_against_round20.json",
                                          REPO / "benchmarks/results/cpu_default_round21_gqa/test_margin_against_round21.json",
                                          REPO / "benchmarks/results/cpu_default_round23/test_margin_against_round21_gqa.json"])
