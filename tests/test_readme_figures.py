@@ -1839,24 +1839,20 @@ def test_round_28s_control_trained_again_gives_the_shipped_recipes_xeon_validati
                                   for s in (42, 43, 44))
 
 
-def xeon_round_above_its_control_by_an_interval_holding_0(round_number: int, candidate: str,
-                                                          holds_0: bool = True) -> tuple[dict, list[float]]:
+def xeon_round_above_its_control_by_an_interval_holding_0(round_number: int, candidate: str) -> tuple[dict, list[float]]:
     """A Xeon round whose candidate's mean is above round 28's control's (``xeon_round_against_shipped``), so the rule
     asked for the margin: the README's margin and intervals are the round's margin record's (the command quoted,
-    against the control's kept predictions), whose rows-only interval holds 0, so the candidate is not chosen (with
-    ``holds_0`` false: is above 0, so it is chosen on validation and its test phase is next); the seed-for-seed moves
-    are the records'. Returns the moves per set and the candidate's train_runtime per seed."""
+    against the control's kept predictions), whose rows-only interval holds 0, so the candidate is not chosen; the
+    seed-for-seed moves are the records'. Returns the moves per set and the candidate's train_runtime per seed."""
     text = " ".join(README.split())
     moves, times = xeon_round_against_shipped(round_number, candidate, above=True)
     record, rows, _ = margin_record(round_number, candidate, "xeon28-loraplus-control")
     interval = "{:.2f} to {:.2f}".format(*rows["mean"]["interval_95"])
-    outcome = ("**Not chosen**: the interval holds 0" if holds_0 else
-               "**Chosen on validation**: the interval is above 0")
     assert (f"(`{record['command']}`): {rows['mean']['observed']:.2f}, with the 95% interval {interval} from the rows "
             "alone (" + "; ".join(f"{SHOWN[b]} {rows[b]['observed']:.2f}, " + "{:.2f} to {:.2f}".format(
-                *rows[b]["interval_95"]) for b in ("fpb", "fiqa", "tfns")) + "). " + outcome) in text
-    low, high = rows["mean"]["interval_95"]
-    assert (low <= 0 <= high) if holds_0 else (0 < low)
+                *rows[b]["interval_95"]) for b in ("fpb", "fiqa", "tfns")) + "). **Not chosen**: the interval holds 0"
+            ) in text
+    assert rows["mean"]["interval_95"][0] <= 0 <= rows["mean"]["interval_95"][1]
     assert ("Seed for seed against the control: FPB {:+.2f}, {:+.2f} and {:+.2f}, FiQA-SA {:+.2f}, {:+.2f} and {:+.2f}, "
             "TFNS {:+.2f}, {:+.2f} and {:+.2f}").format(*moves["fpb"], *moves["fiqa"], *moves["tfns"]) in text
     return moves, times
