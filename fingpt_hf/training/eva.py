@@ -35,8 +35,6 @@ import torch
 
 from fingpt_hf.errors import FinGPTError
 
-#: ``lora_init`` values: peft's default (Kaiming-uniform ``A``) or EVA.
-LORA_INITS = ("default", "eva")
 # peft's advice for EVA through get_peft_model(low_cpu_mem_usage=True); here EVA runs on the base model before the
 # trainer wraps it, so that path (and the batch size it would free) does not apply.
 warnings.filterwarnings("ignore", message="lora with eva initialization used with low_cpu_mem_usage=False")
