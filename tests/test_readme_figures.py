@@ -1858,6 +1858,14 @@ def xeon_round_above_its_control_by_an_interval_holding_0(round_number: int, can
     return moves, times
 
 
+def round28_control_times() -> dict[int, float]:
+    """The train_runtime of round 28's control (round 24's choice trained on the Intel Xeon with AMX), by seed: the
+    times rounds 28-31 set their candidates' beside."""
+    record = json.loads((RESULTS / "cpu_recipe_selection" / "selection_round28.json").read_text())
+    return {r["seed"]: r["train_runtime_seconds"] for r in sorted(record["runs"], key=lambda r: r["seed"])
+            if r["candidate"] == "xeon28-loraplus-control"}
+
+
 def test_round_28_leads_its_control_on_the_means_but_not_by_its_margins_interval():
     """Round 28's candidate's mean is above its control's (``xeon_round_against_shipped``), so the rule asks for the
     margin: the README's margin and intervals are margin_round28.json's (the command quoted), whose rows-only interval
@@ -1869,9 +1877,7 @@ def test_round_28_leads_its_control_on_the_means_but_not_by_its_margins_interval
     shown = [round(statistics.mean(m[b]), 2) for b in ("fpb", "fiqa") for m in (moves, moved27)]
     assert ("moved FPB less than round 27's on every row ({:+.2f} against {:+.2f} on the three-seed means) and FiQA-SA "
             "less too ({:+.2f} against {:+.2f})").format(*shown) in text
-    control = [r["train_runtime_seconds"] for r in json.loads(
-        (RESULTS / "cpu_recipe_selection" / "selection_round28.json").read_text())["runs"]
-        if r["candidate"] == "xeon28-loraplus-control"]
+    control = list(round28_control_times().values())
     assert "for the candidate's seeds and {:,.0f}, {:,.0f} and {:,.0f} s for the control's".format(*control) in text
     assert "(1.77 to 2.64 s a step on average" in text
     assert (min(times + control) / 698, max(times + control) / 698) == pytest.approx((1.77, 2.64), abs=0.005)
@@ -1934,9 +1940,7 @@ def test_round_30_eva_falls_below_its_control_and_stops_after_two_seeds():
     text = " ".join(README.split())
     runs = xeon_round_stopped_after_two_seeds(30, "loraplus-eva")
     assert all(run["changes"]["lora_init"] == "eva" for run in runs.values())
-    control = {r["seed"]: r["train_runtime_seconds"] for r in json.loads(
-        (RESULTS / "cpu_recipe_selection" / "selection_round28.json").read_text())["runs"]
-        if r["candidate"] == "xeon28-loraplus-control"}
+    control = round28_control_times()
     assert ("Training took {:,.0f} and {:,.0f} s (`train_runtime`) against the control's {:,.0f} and {:,.0f} s; EVA ran "
             "before them for {:.0f} s ({} batches; this round's tests ran beside it) and {:.0f} s ({} batches)").format(
                 runs[42]["train_runtime_seconds"], runs[43]["train_runtime_seconds"], control[42], control[43],
@@ -1964,8 +1968,6 @@ def test_round_31_leads_its_control_on_the_means_but_not_by_its_margins_interval
         (25, "loraplus-ema995", "loraplus-control"), (28, "loraplus-neftune5-fpb", "xeon28-loraplus-control"),
         (29, "loraplus-neftune5-fpb-tfns", "xeon28-loraplus-control"))]
     assert rows["mean"]["observed"] > max(earlier)  # "the largest lead of any round since the margin rule"
-    control = [r["train_runtime_seconds"] for r in json.loads(
-        (RESULTS / "cpu_recipe_selection" / "selection_round28.json").read_text())["runs"]
-        if r["candidate"] == "xeon28-loraplus-control"]
+    control = list(round28_control_times().values())
     assert ("(`train_runtime`, 908 steps) against the control's {:,.0f}, {:,.0f} and {:,.0f} s (698 steps)").format(
         *control) in text

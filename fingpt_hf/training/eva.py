@@ -25,7 +25,6 @@ A resumed run skips EVA: its checkpoint holds the trained ``A``.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -62,12 +61,6 @@ class EvaResult:
         return {"lora_init": "eva", "eva_seconds": round(self.seconds, 1), "eva_batches": self.batches}
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def compute_eva(model: torch.nn.Module, lora_config: Any, rows: Any, collator: Any, batch_size: int,
                 autocast_dtype: torch.dtype | None = None) -> EvaResult:
     """EVA's ``A`` for ``model`` (not yet wrapped by peft) from the first batches of ``rows``.
@@ -92,7 +85,7 @@ def compute_eva(model: torch.nn.Module, lora_config: Any, rows: Any, collator: A
     def forward(m: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
         nonlocal batches
         batches += 1
-        with _autocast(device, autocast_dtype):
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             return m(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
 
     start = time.perf_counter()

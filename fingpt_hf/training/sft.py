@@ -308,6 +308,14 @@ def load_training_model(plan: RunPlan, tokenizer: Any):
     return model, lora_config
 
 
+def answer_only_collator(tokenizer: Any, training_args: Any):
+    """The padding collator of padded (not padding-free) training batches: right padding, answer-only labels."""
+    from fingpt_hf.training.collator import AnswerOnlyCollator
+
+    return AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id, padding_side="right",
+                              pad_to_multiple_of=training_args.pad_to_multiple_of)
+
+
 def eva_autocast_dtype(plan: RunPlan) -> Any:
     """The dtype training computes in, for EVA's forward passes: mixed precision, else the fast
     trainer's bf16 autocast where it adds one (CPUs with native bf16), else none."""
@@ -324,16 +332,14 @@ def eva_autocast_dtype(plan: RunPlan) -> Any:
 def compute_lora_init(plan: RunPlan, model: Any, lora_config: Any, train_rows: Any, tokenizer: Any):
     """EVA's ``A`` from the first training batches (``lora_init: eva``), on the base model before the
     trainer wraps it; None for peft's default init, and when resuming (the checkpoint holds ``A``)."""
-    from fingpt_hf.training.collator import AnswerOnlyCollator
     from fingpt_hf.training.eva import compute_eva
 
     if plan.script_args.lora_init != "eva" or plan.resume:
         return None
     if getattr(model, "hf_device_map", None) is None:
         model.to(plan.training_args.device)  # where the Trainer would put it; quantized models already are
-    collator = AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id, padding_side="right")
-    result = compute_eva(model, lora_config, train_rows, collator, plan.training_args.per_device_train_batch_size,
-                         eva_autocast_dtype(plan))
+    result = compute_eva(model, lora_config, train_rows, answer_only_collator(tokenizer, plan.training_args),
+                         plan.training_args.per_device_train_batch_size, eva_autocast_dtype(plan))
     plan.lora_init = result.summary()
     logger.info("EVA: LoRA's A from %d training batches in %.1f s", result.batches, result.seconds)
     return result
@@ -342,7 +348,6 @@ def compute_lora_init(plan: RunPlan, model: Any, lora_config: Any, train_rows: A
 def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any, lora_config: Any,
                   callbacks: Sequence[Any] = ()):
     """TRL's ``SFTTrainer`` (or ``FastSFTTrainer`` with ``fast_path``) over the tokenized rows."""
-    from fingpt_hf.training.collator import AnswerOnlyCollator
     from fingpt_hf.training.ema import AdapterEMACallback
     from fingpt_hf.training.liger import enable_liger_when_available
 
@@ -356,8 +361,7 @@ def build_trainer(plan: RunPlan, model: Any, tokenizer: Any, train_rows: Any, ev
         # max_length without packing, since it would not enforce it).
         collator, training_args.max_length = None, None
     else:
-        collator = AnswerOnlyCollator(pad_token_id=tokenizer.pad_token_id, padding_side="right",
-                                      pad_to_multiple_of=training_args.pad_to_multiple_of)
+        collator = answer_only_collator(tokenizer, training_args)
     fast_options = ({"compile_layers": script_args.compile_layers, "shared_prefix": script_args.shared_prefix,
                      "noise_flagged_rows": script_args.neftune_sources is not None}
                     if script_args.fast_path else {})
